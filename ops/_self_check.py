@@ -1,0 +1,88 @@
+"""Self-check of a compiled op against its reference on a tiny input: forward and first-order gradients.
+
+Device-agnostic on purpose: it takes the two callables, a device and a dtype, so it can be tested on the
+CPU with a deliberately wrong "kernel". The reference runs in float32 (TF32 off) on the same inputs, so
+the tolerance only has to absorb the candidate's own rounding.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+# Largest accepted |candidate - reference| relative to max |reference|, per dtype of the candidate.
+TOLERANCE = {torch.float32: 1e-3, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+
+
+def _case(op: str, gen: torch.Generator) -> tuple[dict, tuple[str, ...]]:
+    """Keyword arguments of a tiny call of `op` (float32, CPU) and the names of its differentiable inputs."""
+    x = torch.randn(2, 3, 7, 6, generator=gen)
+    b = torch.randn(3, generator=gen)
+    if op == "bias_act":
+        return dict(x=x, b=b, act="lrelu", clamp=1.5), ("x", "b")
+    f = torch.rand(4, generator=gen) + 0.1
+    if op == "upfirdn2d":
+        return dict(x=x, f=f, up=2, down=2, padding=(2, 1, 1, 2), gain=1.5), ("x",)
+    fd = torch.rand(5, generator=gen) + 0.1
+    return dict(x=x, fu=f, fd=fd, b=b, up=2, down=2, padding=(3, 2, 2, 3), clamp=1.0), ("x", "b")
+
+
+def _relative_error(candidate: torch.Tensor, reference: torch.Tensor) -> float:
+    scale = reference.abs().max().clamp_min(1e-6)
+    return ((candidate.float() - reference).abs().max() / scale).item()
+
+
+def _place(kwargs: dict, names: tuple[str, ...], device: torch.device, dtype: torch.dtype) -> dict:
+    """kwargs on `device`; the differentiable inputs `names` in `dtype` with grad (filters stay fp32)."""
+    placed = {}
+    for key, value in kwargs.items():
+        if torch.is_tensor(value):
+            value = value.to(device, dtype if key in names else value.dtype).requires_grad_(key in names)
+        placed[key] = value
+    return placed
+
+
+def _grads(y: torch.Tensor, weight: torch.Tensor, kwargs: dict, names: tuple[str, ...]):
+    """Gradients of sum(weight * y) with respect to the inputs `names`."""
+    return torch.autograd.grad((y.float() * weight).sum(), [kwargs[n] for n in names])
+
+
+def self_check(
+    op: str, candidate: Callable, reference: Callable, device: torch.device | str, dtype: torch.dtype
+) -> str | None:
+    """None when candidate and reference agree on a tiny `op` call on device/dtype, else what differs."""
+    tol = TOLERANCE[dtype]
+    device = torch.device(device)
+    # The caller may be in no_grad / inference_mode / autocast; the check needs plain autograd tensors.
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
+        gen = torch.Generator().manual_seed(0)  # private generator: the global RNG stream is left untouched
+        kwargs, names = _case(op, gen)
+        ref_args = _place(kwargs, names, device, torch.float32)
+        cand_args = _place(kwargs, names, device, dtype)
+        with _no_tf32():
+            y_ref = reference(**ref_args)
+            weight = torch.randn(y_ref.shape, generator=gen).to(device)
+            g_ref = _grads(y_ref, weight, ref_args, names)
+        try:
+            y = candidate(**cand_args)
+            grads = _grads(y, weight, cand_args, names)
+        except Exception as err:  # a kernel that crashes is as unusable as one that is wrong
+            return f"it raised {type(err).__name__}: {err}"
+        if y.shape != y_ref.shape or y.dtype != dtype:
+            return f"output {tuple(y.shape)} {y.dtype}, expected {tuple(y_ref.shape)} {dtype}"
+        errors = {"output": _relative_error(y, y_ref)}
+        errors.update(
+            {f"gradient of {n}": _relative_error(g, r) for n, g, r in zip(names, grads, g_ref, strict=True)}
+        )
+        problems = [f"{what} error {err:.2e}" for what, err in errors.items() if not err <= tol]
+    return f"{', '.join(problems)} > tolerance {tol:g}" if problems else None
+
+
+class _no_tf32:
+    """Disable TF32 in cuDNN convolutions and matmuls inside the block (the reference runs in true fp32)."""
+
+    def __enter__(self):
+        self.saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+    def __exit__(self, *exc):
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved

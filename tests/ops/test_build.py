@@ -1,0 +1,60 @@
+"""`python -m ops` compiles every CUDA extension (GPU not needed, nvcc is) and reports clearly."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops import _build
+
+needs_nvcc = pytest.mark.skipif(
+    shutil.which("nvcc") is None and not os.environ.get("CUDA_HOME"), reason="needs the CUDA toolkit (nvcc)"
+)
+
+
+def _python_m_ops(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_overrides}
+    return subprocess.run(
+        [sys.executable, "-m", "ops"], capture_output=True, text=True, env=env, timeout=1800, cwd=Path.home()
+    )
+
+
+@pytest.mark.slow
+@needs_nvcc
+def test_every_extension_compiles_into_a_fresh_cache_then_loads_from_it(tmp_path):
+    env = {"STUDIO_CACHE": str(tmp_path)}
+    if not _gpu_visible():
+        env["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
+    first = _python_m_ops(env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for op in _build.EXTENSIONS:
+        libraries = list((tmp_path / "torch_extensions").glob(f"studio_{op}_*/studio_{op}_*.so"))
+        assert len(libraries) == 1, op
+        assert (libraries[0].parent / "build.ok").exists()
+        row = next(line for line in first.stdout.splitlines() if line.startswith(op))
+        assert row.split()[1] == "yes", row  # compiled now, e.g. "yes (93 s)"
+    if not _gpu_visible():
+        assert "No CUDA GPU is visible: the kernels were compiled but nothing can run here." in first.stdout
+    second = _python_m_ops(env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    for op in _build.EXTENSIONS:
+        row = next(line for line in second.stdout.splitlines() if line.startswith(op))
+        assert row.split()[1] == "cached", row
+
+
+def test_missing_toolkit_fails_with_the_fix_and_nonzero_exit(tmp_path):
+    result = _python_m_ops({"CUDA_HOME": str(tmp_path / "no-cuda"), "STUDIO_CACHE": str(tmp_path)})
+    assert result.returncode == 1
+    assert f"CUDA_HOME={tmp_path / 'no-cuda'} has no bin/nvcc" in result.stdout
+    assert "install the CUDA toolkit (nvcc)" in result.stdout
+    for op in _build.EXTENSIONS:
+        assert any(line.startswith(op) and "FAILED" in line for line in result.stdout.splitlines()), op
+
+
+def _gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,203 @@
+"""Compiled kernels vs the plain-PyTorch reference: outputs, first and second derivatives.
+
+Two backends run the same cases through the same Python wrappers (ops/_cuda_*.py, autograd included):
+- "cuda": the real kernels on the GPU (marked `cuda`, skipped without one);
+- "host": the kernels' per-element / per-block code compiled for the CPU (ops/csrc/host_check.cpp,
+  emulating the CUDA grid), so the index math is tested on machines without a GPU (marked `slow`: the
+  harness takes about a minute to compile the first time).
+The reference runs in float64 on the candidate's own (rounded) inputs, so the tolerance only has to absorb
+the candidate's rounding; it is relative to the largest reference magnitude.
+"""
+
+import importlib
+import math
+import os
+import shutil
+import warnings
+
+import pytest
+import torch
+
+import ops
+from ops import _build, _dispatch
+
+TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2}
+
+
+@pytest.fixture(
+    params=[pytest.param("cuda", marks=pytest.mark.cuda), pytest.param("host", marks=pytest.mark.slow)]
+)
+def device(request, monkeypatch) -> str:
+    """Device of the backend; for "host" the wrappers get the CPU harness instead of the CUDA extension."""
+    if request.param == "host":
+        harness = _host_harness()
+        monkeypatch.setattr(_build, "build", lambda name, with_cuda=True: harness)
+        return "cpu"
+    return "cuda"
+
+
+def _host_harness() -> _build.BuildResult:
+    if shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None:
+        pytest.skip("the CPU harness needs a host C++ compiler and ninja")
+    return _build.build("host_check", with_cuda=False)
+
+
+def _kernel(op: str):
+    return getattr(importlib.import_module(f"ops._cuda_{op}"), op)
+
+
+def _rel_err(candidate: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((candidate.double() - reference).abs().max() / reference.abs().max().clamp_min(1e-6)).item()
+
+
+def _derivatives(fn, inputs: dict, kwargs: dict, out_weight: torch.Tensor, grad_weights: list[torch.Tensor]):
+    """fn's output, gradients of sum(w * sin(y)) w.r.t. `inputs`, and of sum(v * those gradients).
+
+    sin makes the incoming gradient depend on y, so the second pass differentiates the backward itself.
+    """
+    y = fn(**inputs, **kwargs)
+    loss = (torch.sin(y.double()) * out_weight).sum()
+    grads = torch.autograd.grad(loss, list(inputs.values()), create_graph=True)
+    inner = sum((g.double() * v).sum() for g, v in zip(grads, grad_weights, strict=True))
+    second = torch.autograd.grad(inner, list(inputs.values()), allow_unused=True)
+    second = [torch.zeros_like(x) if s is None else s for x, s in zip(inputs.values(), second, strict=True)]
+    return y, grads, second
+
+
+def _compare(op: str, device: str, dtype: torch.dtype, inputs: dict, kwargs: dict, channels_last=False):
+    """Kernel (in dtype, on device) vs reference (float64) on the same values: y, gradient, 2nd derivative."""
+    gen = torch.Generator().manual_seed(1)
+    cand = {k: v.to(device, dtype).requires_grad_() for k, v in inputs.items()}
+    if channels_last:
+        cand["x"] = cand["x"].detach().to(memory_format=torch.channels_last).requires_grad_()
+    ref = {k: v.detach().double().requires_grad_() for k, v in cand.items()}
+    y_ref = getattr(ops, f"{op}_ref")(**ref, **kwargs)
+    out_weight = torch.randn(y_ref.shape, generator=gen, dtype=torch.float64).to(device)
+    grad_weights = [torch.randn(v.shape, generator=gen, dtype=torch.float64).to(device) for v in ref.values()]
+    y, grads, second = _derivatives(_kernel(op), cand, kwargs, out_weight, grad_weights)
+    y_ref, grads_ref, second_ref = _derivatives(
+        getattr(ops, f"{op}_ref"), ref, kwargs, out_weight, grad_weights
+    )
+    assert y.dtype == dtype and y.shape == y_ref.shape and y.device.type == device
+    if channels_last and op != "bias_act":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    tol = TOLERANCE[dtype]
+    assert _rel_err(y, y_ref) < tol
+    for name, g, g_ref, s, s_ref in zip(cand, grads, grads_ref, second, second_ref, strict=True):
+        assert g.dtype == dtype and g.shape == g_ref.shape, name
+        assert _rel_err(g, g_ref) < tol, f"gradient of {name}"
+        assert (s.double() - s_ref).abs().max().item() < tol * max(s_ref.abs().max().item(), 1.0), name
+
+
+def _randn(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _taps(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """A positive filter (as from setup_filter, normalized to sum 1)."""
+    f = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) + 0.2
+    return f / f.sum()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("act", sorted(ops.ACTIVATIONS))
+@pytest.mark.parametrize("clamp", [None, 0.7])
+def test_bias_act(device, dtype, act, clamp):
+    inputs = dict(x=_randn(3, 5, 4, 7, seed=0), b=_randn(5, seed=1))
+    _compare("bias_act", device, dtype, inputs, dict(act=act, clamp=clamp))
+
+
+@pytest.mark.parametrize(
+    ("shape", "dim", "channels_last"),
+    [((7, 5), 1, False), ((2, 3, 5, 4), 3, False), ((2, 6, 3, 5), 1, True), ((2, 3, 5, 4), -2, True)],
+)
+def test_bias_act_layouts(device, shape, dim, channels_last):
+    inputs = dict(x=_randn(*shape, seed=2), b=_randn(shape[dim], seed=3))
+    _compare(
+        "bias_act",
+        device,
+        torch.float32,
+        inputs,
+        dict(dim=dim, act="lrelu", alpha=0.3, gain=1.5),
+        channels_last,
+    )
+
+
+UPFIRDN_CASES = [  # up, down, filter shape, padding, flip_filter, input H x W
+    (1, 1, (3, 3), 1, False, (8, 8)),
+    (2, 1, (4,), (2, 1, 2, 1), False, (7, 5)),
+    (1, 2, (4,), (1, 2, 1, 2), True, (9, 8)),
+    (2, 2, (6,), (3, 2, 3, 2), False, (5, 6)),
+    (4, 1, (8,), (4, 3, 4, 3), False, (3, 5)),
+    (1, 4, (8, 5), (3, 4, 2, 1), False, (13, 11)),
+    (4, 2, (7, 7), (3, -1, 2, 0), True, (5, 4)),
+    (2, 4, (12,), (5, 4, 3, 6), False, (9, 7)),
+    ((2, 1), (1, 2), (5, 3), (2, 2, 1, 3), False, (6, 7)),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("up", "down", "taps", "padding", "flip", "size"), UPFIRDN_CASES)
+def test_upfirdn2d(device, dtype, channels_last, up, down, taps, padding, flip, size):
+    inputs = dict(x=_randn(2, 3, *size, seed=4))
+    kwargs = dict(f=_taps(taps, 5).to(device), up=up, down=down, padding=padding, flip_filter=flip, gain=1.7)
+    _compare("upfirdn2d", device, dtype, inputs, kwargs, channels_last)
+
+
+FILTERED_LRELU_CASES = [  # up, down, fu shape, fd shape, padding, clamp, flip_filter, input H x W
+    (1, 1, None, None, 0, None, False, (6, 7)),
+    (2, 2, (6,), (6,), (3, 2, 4, 1), 0.5, False, (7, 6)),
+    (2, 2, (12,), (12,), 10, None, True, (9, 8)),
+    (4, 2, (8,), (5, 5), (5, 3, 5, 3), 0.3, False, (5, 7)),
+    (1, 2, (3, 3), (4,), 2, None, False, (11, 9)),
+    (2, 1, (4,), (3,), (1, 2, 3, 4), None, False, (6, 5)),
+    (1, 4, None, (64,), 30, None, False, (9, 10)),  # large fd: the kernel shrinks its output tile to 8 x 8
+    (2, 2, (6,), (6,), 14, 0.8, False, (36, 37)),  # several output tiles per plane
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("up", "down", "fu", "fd", "padding", "clamp", "flip", "size"), FILTERED_LRELU_CASES)
+def test_filtered_lrelu(device, dtype, channels_last, up, down, fu, fd, padding, clamp, flip, size):
+    inputs = dict(x=_randn(2, 3, *size, seed=6), b=_randn(3, seed=7))
+    kwargs = dict(
+        fu=None if fu is None else _taps(fu, 8).to(device),
+        fd=None if fd is None else _taps(fd, 9).to(device),
+        up=up,
+        down=down,
+        padding=padding,
+        gain=math.sqrt(2),
+        slope=0.2,
+        clamp=clamp,
+        flip_filter=flip,
+    )
+    _compare("filtered_lrelu", device, dtype, inputs, kwargs, channels_last)
+
+
+@pytest.mark.slow
+def test_output_tile_shrinks_to_fit_shared_memory():
+    harness = _host_harness().module
+    assert harness.tile_shape(12, 12, 2, 2) == (16, 16)  # (15 * 2 + 12)^2 floats fit in 48 KiB
+    assert harness.tile_shape(64, 64, 4, 4) == (8, 8)  # (15 * 4 + 64)^2 floats do not
+
+
+def test_bias_act_third_derivative_is_refused(device):
+    x = _randn(2, 3, seed=10).to(device).requires_grad_()
+    (g,) = torch.autograd.grad(_kernel("bias_act")(x=x, act="tanh").sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="first and second derivatives only; use impl='ref'"):
+        torch.autograd.grad(gg.sum(), x)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("op", ["bias_act", "upfirdn2d", "filtered_lrelu"])
+def test_auto_uses_the_kernel_after_a_passing_self_check(op, monkeypatch):
+    monkeypatch.setattr(_dispatch, "_checked", {})
+    x = torch.randn(1, 2, 8, 8, device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed build or self-check would warn
+        fn = _dispatch.cuda_impl(op, "auto", x)
+    assert fn is _kernel(op)
+    assert _dispatch._checked[(op, torch.float32)] is True
