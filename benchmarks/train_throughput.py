@@ -1,0 +1,92 @@
+"""Training throughput in seconds per kimg (1000 real images shown), next to NVlabs' figure.
+
+    python benchmarks/train_throughput.py [--kimg 0.4] [--warmup 10] experiment=stylegan2_cpu32 [overrides...]
+
+Runs the real `studio-train` code path (Lightning + Hydra) with no metrics, no sample grids and no
+checkpoints during the timed window, after `--warmup` steps. Prints the load average too: on a shared
+machine, compare only numbers taken at similar load.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+
+from studio.cli.train import CONFIG_DIR
+from studio.training.run import train
+
+# reference-numbers.md: NVlabs' StyleGAN2 loop, seconds per kimg (1 GPU / 2 CPU cores, no metrics).
+NVLABS_SEC_PER_KIMG = {
+    ("stylegan2_cpu32", "cpu"): 66.0,
+    ("stylegan2_256", "cuda"): 12.6,
+    ("stylegan2_64", "cuda"): 2.6,
+}
+
+
+class StepTimer(L.Callback):
+    """Wall time and images shown at the end of every step (CUDA synchronised)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self.marks.append((time.perf_counter(), pl_module.cur_nimg))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kimg", type=float, default=0.4, help="images to train in total, in thousands")
+    parser.add_argument("--warmup", type=int, default=10, help="steps excluded from the timing")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=stylegan2_cpu32")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        overrides = [
+            *args.overrides,
+            f"run_dir={run_dir}",
+            f"train.kimg={args.kimg}",
+            "eval.every_kimg=1000000",
+            "ckpt.every_kimg=1000000",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        timer = StepTimer()
+        load_before = os.getloadavg()[0]
+        module = train(cfg, extra_callbacks=[timer])
+        load_after = os.getloadavg()[0]
+
+    if len(timer.marks) <= args.warmup + 1:
+        raise SystemExit(
+            f"--kimg {args.kimg} gives only {len(timer.marks)} steps; need more than --warmup + 1."
+        )
+    (t0, n0), (t1, n1) = timer.marks[args.warmup], timer.marks[-1]
+    sec_per_kimg = (t1 - t0) / (n1 - n0) * 1000
+    device = module.device.type
+    experiment = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("experiment=")), "default")
+    reference = NVLABS_SEC_PER_KIMG.get((experiment, device))
+    timed_steps = len(timer.marks) - args.warmup - 1
+    line = f"{experiment} on {device} (batch {cfg.train.batch}, {timed_steps} timed steps): "
+    line += f"studio {sec_per_kimg:.2f} s/kimg"
+    if reference is not None:
+        line += f" | NVlabs {reference:.1f} s/kimg | ratio {sec_per_kimg / reference:.2f}x"
+    if device == "cuda":
+        line += f" | peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+    line += f" | load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

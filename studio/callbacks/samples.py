@@ -1,0 +1,98 @@
+"""Fixed-latent sample grids of G_ema, saved as PNG and sent to the loggers."""
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from PIL import Image
+
+from studio.callbacks.schedule import crossed, kimg_tag
+
+
+def image_grid(images: torch.Tensor, cols: int) -> np.ndarray:
+    """uint8 images [N, C, H, W] -> one uint8 grid [rows * H, cols * W, C] (row-major, N <= rows * cols)."""
+    n, c, h, w = images.shape
+    rows = -(-n // cols)
+    padded = torch.zeros([rows * cols, c, h, w], dtype=torch.uint8)
+    padded[:n] = images.cpu()
+    grid = padded.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
+    return grid.numpy()
+
+
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def log_image(trainer: L.Trainer, key: str, grid: np.ndarray, step: int) -> None:
+    """Send an HWC uint8 image to the loggers that take images (TensorBoard, W&B)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, grid, global_step=step, dataformats="HWC")
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[grid], step=step)
+
+
+class SampleGrid(L.Callback):
+    """Every `every_kimg` (and at the start and end of training) writes out_dir/fakes_<kimg>.png: a
+    grid x grid mosaic of G_ema(z) for latents fixed by `seed` (noise_mode="const"); class-conditional
+    models get class row % c_dim in each row. Writes out_dir/reals.png once. Uses no global RNG, so
+    it does not change the training stream."""
+
+    def __init__(
+        self, out_dir: str | Path, every_kimg: float, grid: int = 8, seed: int = 0, batch: int = 16
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.every_kimg = every_kimg
+        self.grid = int(grid)
+        self.seed = int(seed)
+        self.batch = int(batch)
+
+    @torch.no_grad()
+    def fakes(self, pl_module: L.LightningModule) -> torch.Tensor:
+        """uint8 [grid * grid, C, R, R] from G_ema."""
+        G = pl_module.G_ema
+        n = self.grid * self.grid
+        z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(self.seed))
+        c = None
+        if G.c_dim > 0:
+            rows = torch.arange(n) // self.grid
+            c = torch.nn.functional.one_hot(rows % G.c_dim, G.c_dim).float()
+        out = []
+        for i in range(0, n, self.batch):
+            zi = z[i : i + self.batch].to(pl_module.device)
+            ci = None if c is None else c[i : i + self.batch].to(pl_module.device)
+            out.append(to_uint8(G(zi, ci, noise_mode="const")).cpu())
+        return torch.cat(out)
+
+    def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        grid = image_grid(self.fakes(pl_module), self.grid)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(
+            self.out_dir / f"fakes_{kimg_tag(pl_module.cur_nimg)}.png"
+        )
+        log_image(trainer, "samples/fakes", grid, pl_module.cur_nimg)
+
+    def save_reals(self, trainer: L.Trainer) -> None:
+        path = self.out_dir / "reals.png"
+        if path.exists() or not trainer.is_global_zero:
+            return
+        dataset = trainer.datamodule.dataset
+        n = min(self.grid * self.grid, len(dataset))
+        grid = image_grid(torch.stack([dataset[i][0] for i in range(n)]), self.grid)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+        log_image(trainer, "samples/reals", grid, 0)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save_reals(trainer)
+        self.save(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        prev = pl_module.cur_nimg - pl_module.batch_size
+        if crossed(prev, pl_module.cur_nimg, self.every_kimg) or pl_module.done or trainer.should_stop:
+            self.save(trainer, pl_module)

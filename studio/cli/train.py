@@ -1,0 +1,50 @@
+"""studio-train: train a StyleGAN2 from the Hydra config tree in conf/ (see docs/training.md)."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from studio.training.module import TrainingDiverged
+
+log = logging.getLogger("studio.train")
+
+# conf/ sits at the repository root next to the studio package (editable installs).
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def run(cfg: DictConfig) -> None:
+    from studio.training.run import train
+
+    with open_dict(cfg):
+        # Hydra's output dir is the run dir; Lightning's DDP workers receive it as hydra.run.dir, so taking
+        # it from there keeps every process on the same run_dir even when run_dir contains ${now:...}.
+        cfg.run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        module = train(cfg)
+    except (TrainingDiverged, ValueError, FileNotFoundError) as err:
+        # Errors a user can fix get their message alone; HYDRA_FULL_ERROR=1 shows the traceback.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s: %s", type(err).__name__, err)
+        sys.exit(1)
+    if not module.done:
+        log.info(
+            "Stopped at kimg %.3f of %s. Continue with: studio-train <same overrides> run_dir=%s resume=auto",
+            module.cur_kimg,
+            cfg.train.kimg,
+            cfg.run_dir,
+        )
+
+
+def main() -> None:
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Multi-process training without DistributedDataParallel.
+
+A GAN step runs several phases that each touch one network (G or D) while the other is frozen, and the
+R1 / path-length regularizers differentiate twice (autograd.grad with create_graph=True). PyTorch's DDP
+reducer expects one backward over one fixed parameter set per forward; it mis-handles both (unused
+parameter errors, hooks firing during double backward). So studio does what NVlabs' loop does:
+processes start from identical weights, and before every optimizer step the gradients of the network
+being trained are averaged over all ranks in one flattened all-reduce. Each rank therefore applies the
+same update and the weights stay bitwise identical (checked at every checkpoint).
+"""
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import _sync_module_states
+from lightning.pytorch.strategies import DDPStrategy
+from torch import nn
+
+
+def world_size() -> int:
+    """Number of processes when torch.distributed is initialised, else 1."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """Rank of this process when torch.distributed is initialised, else 0."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Element-wise mean of `x` over all ranks (x itself in a single process)."""
+    if world_size() == 1:
+        return x
+    x = x.clone()
+    dist.all_reduce(x)
+    return x / world_size()
+
+
+def average_gradients_(module: nn.Module) -> None:
+    """Replace each trainable parameter's .grad by its mean over ranks (one flattened all-reduce).
+
+    A parameter without a gradient on this rank contributes zeros, so every rank reduces the same layout.
+    """
+    if world_size() == 1:
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad.copy_(g.view_as(p))
+
+
+def average_tensors_(tensors: list[torch.Tensor]) -> None:
+    """In-place mean over ranks of floating tensors (e.g. running averages a network tracks)."""
+    if world_size() == 1 or not tensors:
+        return
+    flat = torch.cat([t.flatten() for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for t, v in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
+        t.copy_(v.view_as(t))
+
+
+def assert_ranks_in_sync(module: nn.Module) -> None:
+    """Raise unless this rank's floating parameters and buffers are bitwise equal to rank 0's (one
+    broadcast of the flattened weights; called at every checkpoint)."""
+    if world_size() == 1:
+        return
+    tensors = [
+        t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()
+    ]
+    mine = torch.cat([t.float() for t in tensors])
+    reference = mine.clone()
+    dist.broadcast(reference, src=0)
+    if not torch.equal(mine, reference):
+        raise RuntimeError(
+            f"Rank {rank()} holds different weights than rank 0: distributed training went out of sync. "
+            "Please report this with your config."
+        )
+
+
+class GANDDPStrategy(DDPStrategy):
+    """Lightning's DDP process launch and setup, without wrapping the module in DistributedDataParallel.
+
+    Weights are broadcast from rank 0 once at setup; the LightningModule averages gradients itself.
+    """
+
+    strategy_name = "gan_ddp"
+
+    def configure_ddp(self) -> None:
+        _sync_module_states(self.model)

@@ -1,0 +1,138 @@
+"""StyleGAN2 objective: non-saturating logistic loss, style mixing, lazy R1 and path-length regularization.
+
+Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (2020), sections 2.2 and 3.2.
+Regularizers run every `*_interval` steps with their loss multiplied by the interval ("lazy
+regularization"), so their expected gradient per image equals that of regularizing every step.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.training.distributed import mean_over_ranks
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """Squared gradient norm of D's logits w.r.t. the real images, ||grad_x D(x)||^2 per image, [N].
+
+    The gradient keeps its graph (create_graph=True) so the penalty itself can be back-propagated.
+    """
+    real = real.detach().requires_grad_(True)
+    logits = discriminator(real, c)
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return grad.square().flatten(1).sum(1)
+
+
+def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """|J_w^T y| per sample, [N]: y = `noise` (same shape as img), J_w = d img / d ws.
+
+    The Jacobian-vector product comes from grad((img * noise).sum(), ws) [N, num_ws, w_dim]; its squared
+    norm over w_dim is averaged over the num_ws style inputs before the square root (one w per layer).
+    """
+    (jacobian,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    return jacobian.square().sum(2).mean(1).sqrt()
+
+
+class StyleGAN2Loss(nn.Module):
+    """Losses of one StyleGAN2 training step; holds the path-length running mean `pl_mean` (a buffer,
+    so it is saved and restored with the module's state_dict).
+
+    gamma: R1 weight (penalty = gamma / 2 * E||grad D(x)||^2). r1_interval / pl_interval: lazy
+    regularization intervals in steps (1 = every step). pl_weight: path-length weight (0 disables it).
+    pl_decay: EMA rate of pl_mean. pl_batch_shrink: the path-length batch is batch // shrink.
+    style_mixing: probability that a batch mixes two latents at a random layer index.
+    """
+
+    def __init__(
+        self,
+        gamma: float,
+        r1_interval: int = 16,
+        pl_weight: float = 2.0,
+        pl_interval: int = 4,
+        pl_decay: float = 0.01,
+        pl_batch_shrink: int = 2,
+        style_mixing: float = 0.9,
+    ) -> None:
+        super().__init__()
+        for name, interval in (("r1_interval", r1_interval), ("pl_interval", pl_interval)):
+            if int(interval) != interval or interval < 1:
+                raise ValueError(f"loss.{name} must be an integer >= 1 (1 = every step), got {interval}")
+        if pl_batch_shrink < 1:
+            raise ValueError(f"loss.pl_batch_shrink must be >= 1, got {pl_batch_shrink}")
+        if not 0 <= style_mixing <= 1:
+            raise ValueError(f"loss.style_mixing is a probability in [0, 1], got {style_mixing}")
+        self.gamma = float(gamma)
+        self.r1_interval = int(r1_interval)
+        self.pl_weight = float(pl_weight)
+        self.pl_interval = int(pl_interval)
+        self.pl_decay = float(pl_decay)
+        self.pl_batch_shrink = int(pl_batch_shrink)
+        self.style_mixing = float(style_mixing)
+        self.register_buffer("pl_mean", torch.zeros([]))
+
+    def mapping(
+        self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
+    ) -> torch.Tensor:
+        """ws [N, num_ws, w_dim]; with probability `style_mixing` the layers from a random crossover index
+        on take the ws of a second latent (one index for the whole batch)."""
+        ws = generator.mapping(z, c, update_emas=update_emas)
+        if self.style_mixing > 0 and torch.rand([]).item() < self.style_mixing:
+            crossover = int(torch.randint(1, ws.shape[1], []).item()) if ws.shape[1] > 1 else ws.shape[1]
+            mixed = generator.mapping(torch.randn_like(z), c, update_emas=False)
+            ws = torch.cat([ws[:, :crossover], mixed[:, crossover:]], dim=1)
+        return ws
+
+    def generate(
+        self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(img [N, C, R, R], ws [N, num_ws, w_dim]) with style mixing."""
+        ws = self.mapping(generator, z, c, update_emas=update_emas)
+        return generator.synthesis(ws, update_emas=update_emas), ws
+
+    def generator_loss(
+        self, generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, c: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Non-saturating loss E[softplus(-D(G(z)))], scalar."""
+        img, _ = self.generate(generator, z, c)
+        return F.softplus(-discriminator(img, c)).mean()
+
+    def path_length_loss(self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """pl_weight * pl_interval * E[(|J^T y| - pl_mean)^2], scalar; updates pl_mean (EMA, rate pl_decay).
+
+        Under torch.distributed the EMA uses the mean length over all ranks, so pl_mean stays identical.
+
+        y ~ N(0, I) / sqrt(H * W) so the lengths do not depend on the image resolution.
+        """
+        batch = max(z.shape[0] // self.pl_batch_shrink, 1)
+        z, c = z[:batch], None if c is None else c[:batch]
+        img, ws = self.generate(generator, z, c)
+        noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        lengths = path_lengths(img, ws, noise)
+        self.pl_mean.copy_(
+            self.pl_mean.lerp(mean_over_ranks(lengths.mean().detach()).to(self.pl_mean.dtype), self.pl_decay)
+        )
+        penalty = (lengths - self.pl_mean).square().mean()
+        return penalty * self.pl_weight * self.pl_interval
+
+    def discriminator_loss(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        z: torch.Tensor,
+        c: torch.Tensor | None,
+        real: torch.Tensor,
+        real_c: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """E[softplus(D(G(z)))] + E[softplus(-D(x))], scalar. G runs without gradients; its mapping
+        network updates its running w average here."""
+        with torch.no_grad():
+            fake, _ = self.generate(generator, z, c, update_emas=True)
+        fake_loss = F.softplus(discriminator(fake, c)).mean()
+        real_loss = F.softplus(-discriminator(real, real_c)).mean()
+        return fake_loss + real_loss
+
+    def r1_loss(self, discriminator: nn.Module, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """gamma / 2 * E||grad_x D(x)||^2 * r1_interval, scalar."""
+        return r1_penalty(discriminator, real, c).mean() * (self.gamma / 2) * self.r1_interval

@@ -1,0 +1,251 @@
+"""StyleGAN2 training as a LightningModule with manual optimization, counted in images shown (nimg)."""
+
+import copy
+import functools
+import logging
+import math
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from studio.training.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, restore_rng_state
+from studio.training.distributed import (
+    average_gradients_,
+    average_tensors_,
+    mean_over_ranks,
+    rank,
+    world_size,
+)
+from studio.training.loss import StyleGAN2Loss
+from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss became NaN or Inf; training stops without writing a checkpoint of that state."""
+
+
+class RunningStats:
+    """Per-name running means of Python floats between two evaluation ticks."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def pop_means(self) -> dict[str, float]:
+        """Means since the last call, then reset."""
+        means = {name: self.sums[name] / self.counts[name] for name in self.sums}
+        self.sums, self.counts = {}, {}
+        return means
+
+
+class StyleGAN2Module(L.LightningModule):
+    """G, D and G_ema trained with the StyleGAN2 objective; one training_step = one global batch.
+
+    Each step runs the phases G main, G path-length (every loss.pl_interval steps), D main and D R1
+    (every loss.r1_interval steps), each with its own optimizer step, then updates G_ema.
+    batch_size: the GLOBAL batch (images per step summed over all processes). total_kimg: length of
+    training in thousands of real images shown. ema_kimg: G_ema half-life in kimg (None: batch * 10 / 32).
+    seed: training randomness is seeded per process with (seed, rank) at the first step of a fresh run.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: StyleGAN2Loss,
+        g_optimizer: functools.partial,
+        d_optimizer: functools.partial,
+        batch_size: int,
+        total_kimg: float,
+        ema_kimg: float | None = None,
+        ema_rampup: float | None = 0.05,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.G = generator
+        self.D = discriminator
+        self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.loss = loss
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.batch_size = int(batch_size)
+        self.total_nimg = int(round(total_kimg * 1000))
+        self.ema_kimg = batch_size * 10 / 32 if ema_kimg is None else float(ema_kimg)
+        self.ema_rampup = ema_rampup
+        self.seed = int(seed)
+        self.cur_nimg = 0
+        self.num_steps = 0
+        self.stats = RunningStats()
+        self.last_losses: dict[str, float] = {}
+        self._rng_started = False
+        self._pending_rng: list[dict[str, Any]] | None = None
+        self._pending_optimizer_states: tuple[dict, dict] | None = None
+
+    @property
+    def cur_kimg(self) -> float:
+        return self.cur_nimg / 1000
+
+    @property
+    def done(self) -> bool:
+        return self.cur_nimg >= self.total_nimg
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [
+            make_lazy_optimizer(self.g_optimizer, self.G.parameters(), self.loss.pl_interval),
+            make_lazy_optimizer(self.d_optimizer, self.D.parameters(), self.loss.r1_interval),
+        ]
+
+    def on_train_start(self) -> None:
+        if self._pending_optimizer_states is not None:
+            for opt, state in zip(
+                self.optimizers(use_pl_optimizer=False), self._pending_optimizer_states, strict=True
+            ):
+                opt.load_state_dict(state)
+            self._pending_optimizer_states = None
+
+    def labels_to_c(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """int64 labels [N] -> one-hot conditioning c [N, c_dim] (None for an unconditional G)."""
+        if self.G.c_dim == 0:
+            return None
+        return F.one_hot(labels, self.G.c_dim).to(torch.float32)
+
+    def _start_rng_stream(self) -> None:
+        """Restore the checkpointed RNG state of this rank, or seed a fresh stream from (seed, rank)."""
+        self._rng_started = True
+        if self._pending_rng is not None and len(self._pending_rng) == world_size():
+            restore_rng_state(self._pending_rng[rank()])
+        else:
+            if self._pending_rng is not None:
+                log.warning(
+                    "The checkpoint was written by %d processes, this run has %d: the data order continues "
+                    "exactly, the random latents do not.",
+                    len(self._pending_rng),
+                    world_size(),
+                )
+            entropy = np.random.SeedSequence([self.seed, rank(), world_size(), self.cur_nimg]).generate_state(
+                2
+            )
+            torch.manual_seed(int(entropy[0]))
+            np.random.seed(int(entropy[1]))  # noqa: NPY002 (the global stream, saved in checkpoints)
+            random.seed(int(entropy[1]))
+        self._pending_rng = None
+
+    def _train_phase(self, net: nn.Module, opt: torch.optim.Optimizer, compute_loss) -> torch.Tensor:
+        """One optimizer step of `net` (the other network frozen) on the loss `compute_loss()` returns."""
+        self.G.requires_grad_(net is self.G)
+        self.D.requires_grad_(net is self.D)
+        opt.zero_grad(set_to_none=True)
+        loss = compute_loss()
+        self.manual_backward(loss)
+        average_gradients_(net)
+        opt.step()
+        return loss.detach()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """batch: (uint8 images [n, C, R, R], int64 labels [n]) with n = batch_size / world_size."""
+        if not self._rng_started:
+            self._start_rng_stream()
+        images, labels = batch
+        real = images.to(torch.float32) / 127.5 - 1
+        real_c = self.labels_to_c(labels)
+        n = real.shape[0]
+        gen_c = None if real_c is None else real_c[torch.randperm(n, device=real.device)]
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
+        G, D, loss = self.G, self.D, self.loss
+
+        def z() -> torch.Tensor:
+            return torch.randn(n, G.z_dim, device=real.device)
+
+        losses = {"loss/G": self._train_phase(G, opt_g, lambda: loss.generator_loss(G, D, z(), gen_c))}
+        if loss.pl_weight > 0 and self.num_steps % loss.pl_interval == 0:
+            losses["loss/G_pl"] = self._train_phase(G, opt_g, lambda: loss.path_length_loss(G, z(), gen_c))
+        losses["loss/D"] = self._train_phase(
+            D, opt_d, lambda: loss.discriminator_loss(G, D, z(), gen_c, real, real_c)
+        )
+        if loss.gamma > 0 and self.num_steps % loss.r1_interval == 0:
+            losses["loss/D_r1"] = self._train_phase(D, opt_d, lambda: loss.r1_loss(D, real, real_c))
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(False)
+        average_tensors_([b for name, b in G.named_buffers() if name.endswith("_avg")])
+
+        # One host-device sync per step: losses and pl_mean come back together for the NaN check and logs.
+        losses["pl_mean"] = loss.pl_mean
+        values = dict(zip(losses, mean_over_ranks(torch.stack(list(losses.values()))).tolist(), strict=True))
+        self._check_finite(values)
+        update_ema_(self.G_ema, G, ema_beta(self.batch_size, self.ema_kimg, self.ema_rampup, self.cur_nimg))
+        self.cur_nimg += self.batch_size
+        self.num_steps += 1
+        self.last_losses.update(values)
+        self.stats.add(values)
+        if self.done:
+            self.trainer.should_stop = True
+
+    def _check_finite(self, values: dict[str, float]) -> None:
+        bad = [name for name, value in values.items() if not math.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(f'{name} = {values[name]}' for name in bad)} at kimg {self.cur_kimg:.3f} "
+                f"(step {self.num_steps}): training diverged and was stopped; the last checkpoint written "
+                "before this step is intact. Lower the learning rate, raise loss.gamma, or resume from an "
+                "earlier checkpoint with a different seed."
+            )
+
+    def training_state(self) -> dict[str, Any]:
+        """Complete training state (see studio.training.checkpoint). Collective under torch.distributed:
+        every rank must call it (each contributes its RNG state)."""
+        rng = capture_rng_state()
+        if world_size() > 1:
+            gathered: list[Any] = [None] * world_size()
+            dist.all_gather_object(gathered, rng)
+            rng_per_rank = gathered
+        else:
+            rng_per_rank = [rng]
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "loss": self.loss.state_dict(),
+            "opt_G": opt_g.state_dict(),
+            "opt_D": opt_d.state_dict(),
+            "progress": {
+                "cur_nimg": self.cur_nimg,
+                "step": self.num_steps,
+                "batch": self.batch_size,
+                "world_size": world_size(),
+            },
+            "rng": rng_per_rank,
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore weights and progress now; optimizer states when fit starts, RNG states at the first step
+        (after Lightning's setup, which may draw random numbers itself)."""
+        progress = state["progress"]
+        if progress["batch"] != self.batch_size:
+            raise ValueError(
+                f"The checkpoint was trained with train.batch={progress['batch']} but this run sets "
+                f"train.batch={self.batch_size}; resume with the same batch size."
+            )
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.loss.load_state_dict(state["loss"])
+        self.cur_nimg = int(progress["cur_nimg"])
+        self.num_steps = int(progress["step"])
+        self._pending_optimizer_states = (state["opt_G"], state["opt_D"])
+        self._pending_rng = list(state["rng"])

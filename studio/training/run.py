@@ -1,0 +1,159 @@
+"""Build a StyleGAN2 training run from the composed Hydra config and run it."""
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from studio.callbacks import KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
+from studio.training.checkpoint import latest_checkpoint, load_checkpoint
+from studio.training.datamodule import InfiniteDataModule
+from studio.training.distributed import GANDDPStrategy
+from studio.training.module import StyleGAN2Module
+
+log = logging.getLogger(__name__)
+
+SINGLE_PROCESS_STRATEGIES = ("auto", "single_device")
+
+# G_ema is in eval mode on purpose; Lightning warns about any module in eval mode at the start of fit.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+def resolve_data(cfg: DictConfig) -> Any:
+    """Instantiate the dataset and complete the config from it: data.resolution when null, model.c_dim
+    from the number of classes when data.use_labels."""
+    if "path" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "path"):  # noqa: SIM118 (`in` skips ???)
+        raise ValueError("This dataset needs data.path=/path/to/images (a folder or a .zip of images).")
+    dataset = instantiate(cfg.data.dataset)
+    with open_dict(cfg):
+        if cfg.data.resolution is None:
+            cfg.data.resolution = int(dataset.resolution)
+        if cfg.data.use_labels:
+            if dataset.num_classes < 1:
+                raise ValueError("data.use_labels=true but the dataset has no class labels.")
+            cfg.model.c_dim = int(dataset.num_classes)
+    if dataset.resolution != cfg.data.resolution:
+        raise ValueError(
+            f"The dataset's images are {dataset.resolution}px but data.resolution={cfg.data.resolution}."
+        )
+    return dataset
+
+
+def resume_path(resume: str | None, run_dir: Path) -> Path | None:
+    """The checkpoint to continue from: `resume=auto` -> run_dir/checkpoints/last.ckpt when it exists."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            log.info("resume=auto: no checkpoint in %s/checkpoints, starting a new run.", run_dir)
+        return path
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"resume={resume}: no such checkpoint file (use resume=auto or a .ckpt path)."
+        )
+    return path
+
+
+def build_loggers(cfg: DictConfig | None) -> list[Logger]:
+    """One Lightning logger per entry of the `logger` group that has a _target_."""
+    if not cfg:
+        return []
+    return [
+        instantiate(entry) for entry in cfg.values() if isinstance(entry, DictConfig) and "_target_" in entry
+    ]
+
+
+def build_strategy(trainer_cfg: DictConfig) -> Any:
+    """Lightning strategy: single process, or GANDDPStrategy for several devices/nodes."""
+    strategy = trainer_cfg.strategy
+    if strategy not in (*SINGLE_PROCESS_STRATEGIES, GANDDPStrategy.strategy_name):
+        raise ValueError(
+            f"trainer.strategy={strategy} is not supported for GAN training: use 'auto' (one process, or "
+            f"'{GANDDPStrategy.strategy_name}' when trainer.devices or trainer.num_nodes > 1)."
+        )
+    several = str(trainer_cfg.devices) not in ("1", "[0]") or int(trainer_cfg.num_nodes) > 1
+    if strategy == GANDDPStrategy.strategy_name or (strategy == "auto" and several):
+        return GANDDPStrategy()
+    return strategy
+
+
+def set_cpu_threads(cfg: DictConfig) -> None:
+    """On CPU, leave one core per data worker: torch's intra-op threads busy-wait at barriers, so
+    oversubscribed cores (threads + workers > cores) slow training several times over."""
+    if cfg.trainer.accelerator not in ("cpu", "auto") or (
+        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
+    ):
+        return
+    threads = cfg.train.cpu_threads
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores - int(cfg.data.num_workers))
+    torch.set_num_threads(int(threads))
+
+
+def build_module(cfg: DictConfig) -> StyleGAN2Module:
+    """Networks, loss and optimizers from the config (weights initialised from cfg.seed)."""
+    L.seed_everything(cfg.seed, verbose=False)
+    return StyleGAN2Module(
+        generator=instantiate(cfg.model.generator),
+        discriminator=instantiate(cfg.model.discriminator),
+        loss=instantiate(cfg.loss),
+        g_optimizer=instantiate(cfg.optimizer.generator),
+        d_optimizer=instantiate(cfg.optimizer.discriminator),
+        batch_size=cfg.train.batch,
+        total_kimg=cfg.train.kimg,
+        ema_kimg=cfg.train.ema_kimg,
+        ema_rampup=cfg.train.ema_rampup,
+        seed=cfg.seed,
+    )
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleGAN2Module:
+    """Train (or continue) the run described by `cfg` into cfg.run_dir; returns the trained module."""
+    run_dir = Path(cfg.run_dir)
+    set_cpu_threads(cfg)
+    dataset = resolve_data(cfg)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config_yaml)
+
+    module = build_module(cfg)
+    datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)
+    checkpoint = resume_path(cfg.resume, run_dir)
+    if checkpoint is not None:
+        module.load_training_state(load_checkpoint(checkpoint))
+        datamodule.start_nimg = module.cur_nimg
+        log.info("Resuming from %s at kimg %.3f.", checkpoint, module.cur_kimg)
+    if module.done:
+        log.info("Training already reached train.kimg=%s; nothing to do.", cfg.train.kimg)
+        return module
+
+    extra = {"generator": OmegaConf.to_container(cfg.model.generator, resolve=True), "config": config_yaml}
+    callbacks = [
+        SampleGrid(run_dir / "samples", cfg.eval.every_kimg, grid=cfg.eval.grid, seed=cfg.seed),
+        MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg),
+        TrainingCheckpoint(run_dir / "checkpoints", cfg.ckpt.every_kimg, extra=extra),
+        *extra_callbacks,
+    ]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(KimgProgressBar())
+    trainer = instantiate(
+        cfg.trainer,
+        strategy=build_strategy(cfg.trainer),
+        logger=build_loggers(cfg.logger),
+        callbacks=callbacks,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return module

@@ -1,0 +1,83 @@
+"""studio-train as a user runs it: a subprocess with Hydra overrides."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "data.resolution=16",
+    "data.dataset.size=64",
+    "data.num_workers=0",
+    "model.z_dim=8",
+    "model.w_dim=8",
+    "model.channel_base=128",
+    "model.channel_max=8",
+    "model.mbstd_group_size=2",
+    "train.batch=4",
+    "eval.grid=2",
+    "eval.every_kimg=0.012",
+    "ckpt.every_kimg=0.012",
+    "trainer.accelerator=cpu",
+]
+
+
+def studio_train(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "studio.cli.train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_train_writes_a_complete_run_dir_and_resume_auto_continues(tmp_path: Path) -> None:
+    run = studio_train(*TINY, f"run_dir={tmp_path}", "train.kimg=0.024")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "kimg" in run.stderr  # the progress bar counts kimg
+    config = (tmp_path / "config.yaml").read_text()
+    assert f"run_dir: {tmp_path}" in config and "kimg: 0.024" in config
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.012, 0.024]
+    assert {"loss/G", "loss/D", "pl_mean"} <= records[0]["results"].keys()
+    assert records[1]["seconds"] > records[0]["seconds"] > 0 and records[1]["sec_per_kimg"] > 0
+    samples = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert samples == ["fakes_000000.000.png", "fakes_000000.012.png", "fakes_000000.024.png", "reals.png"]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["kimg-000000.012.ckpt", "kimg-000000.024.ckpt", "last.ckpt"]
+
+    resumed = studio_train(*TINY, f"run_dir={tmp_path}", "train.kimg=0.036", "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert "Resuming from" in log and "at kimg 0.024" in log
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.012, 0.024, 0.036]
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["progress"]["cur_nimg"] == 36
+
+
+def test_unknown_key_is_rejected_by_hydra(tmp_path: Path) -> None:
+    run = studio_train(f"run_dir={tmp_path}", "train.kimgs=5")
+    assert run.returncode == 1
+    assert "Could not override 'train.kimgs'" in run.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
+    run = studio_train(f"run_dir={tmp_path}", "experiment=stylegan2_cpu32", "--cfg", "job")
+    assert run.returncode == 0, run.stderr
+    assert "channel_base: 4096" in run.stdout and "gamma: 0.05" in run.stdout
+
+
+def test_folder_data_without_a_path_is_a_clear_error(tmp_path: Path) -> None:
+    run = studio_train(f"run_dir={tmp_path}", "data=folder")
+    assert run.returncode == 1
+    assert "ValueError: This dataset needs data.path=/path/to/images" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr

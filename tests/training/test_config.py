@@ -1,0 +1,127 @@
+"""The Hydra config tree: every experiment preset composes and builds the networks it describes."""
+
+import math
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+
+from studio.cli.train import CONFIG_DIR
+from studio.training.run import build_loggers
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def compose_experiment(name: str, *overrides: str):
+    uses_folder = "override /data: folder" in (Path(CONFIG_DIR) / "experiment" / f"{name}.yaml").read_text()
+    data = ["data.path=/nonexistent"] if uses_folder else []
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=[f"experiment={name}", *data, *overrides])
+
+
+def stylegan2_g_params(res: int, z: int, w: int, map_layers: int, cbase: int, cmax: int) -> int:
+    """Parameter count of the StyleGAN2 skip generator, from the paper's architecture (no c)."""
+    ch = {r: min(cbase // r, cmax) for r in (2**i for i in range(2, int(math.log2(res)) + 1))}
+
+    def modconv(cin: int, cout: int, k: int) -> int:  # affine (w -> cin styles) + weight + bias
+        return w * cin + cin + cout * cin * k * k + cout
+
+    total = sum(fan_in * w + w for fan_in in [z] + [w] * (map_layers - 1))  # mapping
+    prev = 0
+    for r, c in ch.items():
+        if r == 4:
+            total += c * 4 * 4 + modconv(c, c, 3) + 1  # const, conv1 (+ noise strength)
+        else:
+            total += modconv(prev, c, 3) + 1 + modconv(c, c, 3) + 1  # conv0 (up), conv1
+        total += modconv(c, 3, 1)  # toRGB
+        prev = c
+    return total
+
+
+def stylegan2_d_params(res: int, cbase: int, cmax: int) -> int:
+    """Parameter count of the StyleGAN2 resnet discriminator (mbstd 1 channel, no c)."""
+
+    def ch(r: int) -> int:
+        return min(cbase // r, cmax)
+
+    total = 3 * ch(res) + ch(res)  # fromRGB 1x1
+    r = res
+    while r > 4:
+        cin, cout = ch(r), ch(r // 2)
+        total += cin * cin * 9 + cin + cout * cin * 9 + cout + cout * cin  # conv0, conv1 (down), skip
+        r //= 2
+    c4 = ch(4)
+    total += (c4 + 1) * c4 * 9 + c4 + c4 * 16 * c4 + c4 + c4 + 1  # mbstd conv, fc, out
+    return total
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_analytic_counts_reproduce_the_published_cpu_config() -> None:
+    # reference-numbers.md: G 2,284,307 and D 1,346,305 at 32x32, cbase 4096, cmax 128, mapping 2.
+    assert stylegan2_g_params(32, 512, 512, 2, 4096, 128) == 2_284_307
+    assert stylegan2_d_params(32, 4096, 128) == 1_346_305
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
+    cfg = compose_experiment(name)
+    m, res = cfg.model, cfg.data.resolution
+    G = instantiate(cfg.model.generator)
+    D = instantiate(cfg.model.discriminator)
+    assert G.img_resolution == D.img_resolution == res
+    assert count(G) == stylegan2_g_params(res, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max)
+    assert count(D) == stylegan2_d_params(res, m.channel_base, m.channel_max)
+    instantiate(cfg.loss)
+    instantiate(cfg.optimizer.generator)
+
+
+def test_the_256_preset_is_nvlabs_single_gpu_setting() -> None:
+    cfg = compose_experiment("stylegan2_256")
+    assert (cfg.train.batch, cfg.loss.gamma, cfg.model.map_layers, cfg.model.channel_base) == (
+        16,
+        0.8192,
+        2,
+        16384,
+    )
+    assert cfg.optimizer.generator.lr == 0.0025
+    G = instantiate(cfg.model.generator)
+    # mapping 2 x (512 * 512 + 512); 256x256 synthesis with channels 512, ..., 512, 256, 128, 64.
+    assert count(G.mapping) == 525_312
+    assert count(G) == stylegan2_g_params(256, 512, 512, 2, 16384, 512)
+
+
+def test_cpu_preset_matches_the_reference_parameter_counts() -> None:
+    cfg = compose_experiment("stylegan2_cpu32")
+    assert count(instantiate(cfg.model.generator)) == 2_284_307
+    assert count(instantiate(cfg.model.discriminator)) == 1_346_305
+
+
+def test_unknown_keys_are_rejected() -> None:
+    with pytest.raises(ConfigCompositionException, match="Could not override 'train.kimgs'"):
+        compose_experiment("stylegan2_cpu32", "train.kimgs=5")
+
+
+def test_default_run_is_the_tiny_cpu_model_on_shapes() -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train")
+    assert cfg.data.dataset._target_ == "studio.data.shapes.ShapesDataset"
+    assert cfg.data.resolution == 32
+    assert cfg.trainer.accelerator == "auto"
+    assert list(cfg.logger) == ["tensorboard"]
+
+
+def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        several = compose("train", overrides=[f"run_dir={tmp_path}", "logger=[tensorboard,csv]"])
+        wandb = compose("train", overrides=[f"run_dir={tmp_path}", "logger=wandb", "logger.offline=true"])
+        none = compose("train", overrides=[f"run_dir={tmp_path}", "logger=none"])
+    assert [type(x) for x in build_loggers(several.logger)] == [TensorBoardLogger, CSVLogger]
+    (offline,) = build_loggers(wandb.logger)
+    assert isinstance(offline, WandbLogger) and offline._offline is True
+    assert build_loggers(none.logger) == []

@@ -1,0 +1,132 @@
+"""StyleGAN2 loss terms against hand-computed cases with analytic gradients."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.training.loss import StyleGAN2Loss, path_lengths, r1_penalty
+
+
+class QuadraticD(nn.Module):
+    """D(x) = w * sum(x^2): grad_x D = 2 w x, so ||grad||^2 = 4 w^2 ||x||^2."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64))
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.w * img.square().flatten(1).sum(1, keepdim=True)
+
+
+class LinearG(nn.Module):
+    """mapping: ws[n, i] = s * z[n] (s = 1, a parameter, for every i < num_ws);
+    synthesis: img[n] = A @ ws[n].flatten() as [1, H, W]."""
+
+    def __init__(self, z_dim: int = 3, num_ws: int = 2, hw: int = 4) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.num_ws, self.hw = z_dim, 0, num_ws, hw
+        self.A = nn.Parameter(torch.randn(hw * hw, num_ws * z_dim, dtype=torch.float64))
+        self.s = nn.Parameter(torch.ones([], dtype=torch.float64))
+        self.mapping = lambda z, c, update_emas=False: (self.s * z).unsqueeze(1).repeat(1, num_ws, 1)
+        self.synthesis = lambda ws, update_emas=False: (ws.flatten(1) @ self.A.T).view(-1, 1, hw, hw)
+
+
+def test_r1_penalty_matches_analytic_gradient_norm_and_its_gradient() -> None:
+    x = torch.randn(5, 3, 4, 4, dtype=torch.float64)
+    D = QuadraticD(0.7)
+    penalty = r1_penalty(D, x, None)
+    expected = 4 * 0.7**2 * x.square().flatten(1).sum(1)
+    torch.testing.assert_close(penalty, expected, rtol=1e-12, atol=0)
+    # d/dw of mean(4 w^2 ||x||^2) = 8 w mean ||x||^2: the penalty is differentiable (create_graph).
+    penalty.mean().backward()
+    torch.testing.assert_close(D.w.grad, 8 * 0.7 * x.square().flatten(1).sum(1).mean(), rtol=1e-12, atol=0)
+
+
+def test_r1_loss_is_half_gamma_times_interval() -> None:
+    x = torch.randn(4, 1, 2, 2, dtype=torch.float64)
+    loss = StyleGAN2Loss(gamma=0.3, r1_interval=16)
+    value = loss.r1_loss(QuadraticD(1.5), x, None)
+    expected = 0.3 / 2 * 16 * (4 * 1.5**2 * x.square().flatten(1).sum(1)).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_path_lengths_of_a_linear_generator() -> None:
+    torch.manual_seed(0)
+    G = LinearG()
+    z = torch.randn(6, 3, dtype=torch.float64)
+    ws = G.mapping(z, None).detach().requires_grad_(True)
+    img = G.synthesis(ws)
+    y = torch.randn_like(img)
+    lengths = path_lengths(img, ws, y)
+    # J^T y per sample = A^T y.flatten(), viewed as [num_ws, w_dim]; mean over ws of the squared norms.
+    jty = (y.flatten(1).numpy() @ G.A.detach().numpy()).reshape(6, 2, 3)
+    expected = np.sqrt((jty**2).sum(2).mean(1))
+    np.testing.assert_allclose(lengths.detach().numpy(), expected, rtol=1e-12)
+
+
+def test_path_length_loss_updates_pl_mean_and_weights_the_penalty() -> None:
+    torch.manual_seed(0)
+    G = LinearG()
+    loss = StyleGAN2Loss(
+        gamma=1, pl_weight=2.0, pl_interval=4, pl_decay=0.01, pl_batch_shrink=2, style_mixing=0
+    )
+    z = torch.randn(8, 3, dtype=torch.float64)
+    loss.pl_mean.fill_(0.5)
+    torch.manual_seed(1)
+    value = loss.path_length_loss(G, z, None)
+    torch.manual_seed(1)
+    ws = G.mapping(z[:4], None).detach().requires_grad_(True)
+    img = G.synthesis(ws)
+    noise = torch.randn_like(img) / math.sqrt(4 * 4)
+    lengths = path_lengths(img, ws, noise).detach()
+    pl_mean = 0.5 + 0.01 * (lengths.mean() - 0.5)
+    assert loss.pl_mean.item() == pytest.approx(pl_mean.item(), rel=1e-6)
+    expected = ((lengths - pl_mean) ** 2).mean() * 2.0 * 4
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_style_mixing_splices_two_latents_at_one_crossover() -> None:
+    torch.manual_seed(0)
+    G = LinearG(z_dim=3, num_ws=5)
+    loss = StyleGAN2Loss(gamma=1, style_mixing=1.0)
+    z = torch.randn(4, 3, dtype=torch.float64)
+    ws = loss.mapping(G, z, None)
+    first = (ws == z.unsqueeze(1)).all(2).all(0)  # [num_ws]: layer i still holds z's w
+    crossover = int(first.sum())
+    assert 1 <= crossover < 5
+    assert first[:crossover].all() and not first[crossover:].any()
+    assert (
+        ws[:, crossover:] == ws[:, crossover : crossover + 1]
+    ).all()  # one second latent for all later layers
+
+
+def test_adversarial_losses_are_non_saturating_logistic() -> None:
+    torch.manual_seed(0)
+    G = LinearG()
+    D = QuadraticD(-0.2)
+    loss = StyleGAN2Loss(gamma=1, style_mixing=0)
+    z = torch.randn(3, 3, dtype=torch.float64)
+    real = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    fake_logits = D(G.synthesis(G.mapping(z, None)), None)
+    g = loss.generator_loss(G, D, z, None)
+    assert g.item() == pytest.approx(F.softplus(-fake_logits).mean().item(), rel=1e-12)
+    d = loss.discriminator_loss(G, D, z, None, real, None)
+    expected = F.softplus(fake_logits).mean() + F.softplus(-D(real, None)).mean()
+    assert d.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"r1_interval": 0}, "loss.r1_interval must be an integer >= 1"),
+        ({"pl_interval": 2.5}, "loss.pl_interval must be an integer >= 1"),
+        ({"style_mixing": 1.5}, "loss.style_mixing is a probability"),
+    ],
+)
+def test_invalid_loss_settings_are_rejected(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        StyleGAN2Loss(gamma=1, **kwargs)

@@ -1,0 +1,112 @@
+"""Exact resume, checkpoint contents, and the NaN stop that leaves the last good checkpoint intact."""
+
+import math
+import os
+import signal
+
+import lightning as L
+import pytest
+import torch
+
+from studio.training.checkpoint import load_checkpoint
+from studio.training.loss import StyleGAN2Loss
+from studio.training.module import TrainingDiverged
+from studio.training.run import train
+
+
+def assert_states_equal(a: dict, b: dict, where: str = "") -> None:
+    """Bitwise equality of nested checkpoint content."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_states_equal(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_states_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_cfg) -> None:
+    # 8 steps straight vs 4 steps + resume=auto for 4 more (R1 at steps 0, 3, 6; path length at 0, 2, 4, 6).
+    straight = tmp_path / "straight"
+    train(tiny_cfg(straight, "train.kimg=0.032", "ckpt.every_kimg=100"))
+    split = tmp_path / "split"
+    first = train(tiny_cfg(split, "train.kimg=0.016", "ckpt.every_kimg=100"))
+    assert first.cur_nimg == 16 and first.num_steps == 4
+    resumed = train(tiny_cfg(split, "train.kimg=0.032", "ckpt.every_kimg=100", "resume=auto"))
+    assert resumed.cur_nimg == 32 and resumed.num_steps == 8
+
+    a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(split / "checkpoints" / "last.ckpt")
+    assert a["progress"] == b["progress"] == {"cur_nimg": 32, "step": 8, "batch": 4, "world_size": 1}
+    for key in ("G_ema", "G", "D", "loss", "opt_G", "opt_D", "rng"):
+        assert_states_equal(a[key], b[key], key)
+    assert a["loss"]["pl_mean"] > 0  # the path-length regularizer ran
+
+
+def test_checkpoint_holds_the_complete_state(tmp_path, tiny_cfg) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.008", "ckpt.every_kimg=0.004"))
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["kimg-000000.004.ckpt", "kimg-000000.008.ckpt", "last.ckpt"]
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert set(state) == {
+        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "generator", "config"
+    }  # fmt: skip
+    assert set(state["rng"][0]) == {"torch", "cuda", "numpy", "python"}
+    assert state["generator"]["_target_"] == "models.stylegan2.Generator"
+    assert state["generator"]["img_resolution"] == 16
+    # Lazy-regularization adjusted Adam: G's lr = 0.0025 * 4/5 (pl_interval 2 -> r = 2/3 here).
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(0.0025 * 2 / 3, rel=1e-12)
+    assert state["opt_D"]["param_groups"][0]["betas"][1] == pytest.approx(0.99 ** (3 / 4), rel=1e-12)
+
+
+def test_resume_with_a_different_batch_is_refused(tmp_path, tiny_cfg) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.004"))
+    with pytest.raises(ValueError, match="trained with train.batch=4 but this run sets train.batch=8"):
+        train(tiny_cfg(tmp_path, "train.kimg=0.008", "train.batch=8", "resume=auto"))
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, tiny_cfg, monkeypatch) -> None:
+    real_generator_loss = StyleGAN2Loss.generator_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = real_generator_loss(self, *args, **kwargs)
+        return loss * math.nan if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(StyleGAN2Loss, "generator_loss", poisoned)
+    with pytest.raises(
+        TrainingDiverged, match=r"^loss/G = nan, .* at kimg 0\.008 \(step 2\): training diverged"
+    ):
+        train(tiny_cfg(tmp_path, "train.kimg=0.02", "ckpt.every_kimg=0.004"))
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert state["progress"]["cur_nimg"] == 8  # written after step 2, before the poisoned step 3
+    assert all(torch.isfinite(t).all() for t in state["G"].values())
+    assert not (tmp_path / "checkpoints" / "kimg-000000.012.ckpt").exists()
+
+
+class InterruptAfter(L.Callback):
+    """Sends this process a SIGINT at the end of step `step` (as a user's Ctrl-C)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.num_steps == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_cfg) -> None:
+    module = train(
+        tiny_cfg(tmp_path, "train.kimg=0.04", "ckpt.every_kimg=100"), extra_callbacks=[InterruptAfter(2)]
+    )
+    # The signal arrives after step 2's checkpoint check; step 3 finishes, is saved, and training ends.
+    assert module.num_steps == 3 and not module.done
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["progress"]["cur_nimg"] == 12
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
