@@ -1,0 +1,37 @@
+"""Pure metric functions on feature arrays (torch tensors or numpy arrays, shape (N, D)).
+
+Every function returns plain Python floats, dicts of floats or float64 numpy arrays; see
+docs/metrics.md for the papers, defaults, conventions and the reference implementations each matches.
+"""
+
+from studio.metrics.functional.alpha_precision import alpha_precision_beta_recall_authenticity
+from studio.metrics.functional.fid import feature_stats, fid, fid_from_stats, trace_sqrt_product
+from studio.metrics.functional.inception_score import inception_score
+from studio.metrics.functional.kid import kid
+from studio.metrics.functional.knn_metrics import (
+    density_coverage,
+    precision_recall,
+    rarity_score,
+    realism_score,
+)
+from studio.metrics.functional.manifold import KNN_METRICS, RealManifold, knn_metrics
+from studio.metrics.functional.prd import prd, prd_f_beta
+
+__all__ = [
+    "KNN_METRICS",
+    "RealManifold",
+    "alpha_precision_beta_recall_authenticity",
+    "density_coverage",
+    "feature_stats",
+    "fid",
+    "fid_from_stats",
+    "inception_score",
+    "kid",
+    "knn_metrics",
+    "prd",
+    "prd_f_beta",
+    "precision_recall",
+    "rarity_score",
+    "realism_score",
+    "trace_sqrt_product",
+]

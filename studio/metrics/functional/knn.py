@@ -1,0 +1,138 @@
+"""Blocked squared-distance kernels: k-NN radii and row/column reductions without an N x N matrix.
+
+Memory is O(block_size^2) for one distance block plus O(N k) for the results. Everything stays on the
+features' device; the only Python loop is over blocks, and no value is read back to the host inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+def default_block_size(device: torch.device) -> int:
+    """Rows per distance block: 8192 on a GPU (256 MiB float32 square blocks), 0 on a CPU (= auto, see
+    `cpu_block_rows`)."""
+    return 8192 if device.type == "cuda" else 0
+
+
+# On a CPU, per-op overhead (thread wake-ups on a shared machine) dominates small blocks, so a block
+# spans all columns and as many rows as fit in ~128 MiB of float32.
+_CPU_BLOCK_ELEMENTS = 1 << 25
+
+
+def block_shape(block_size: int, n_rows: int, n_cols: int) -> tuple[int, int]:
+    """(rows, cols) per block: square `block_size` blocks, or all columns when block_size is 0 (auto)."""
+    if block_size > 0:
+        return block_size, block_size
+    return max(1, min(n_rows, _CPU_BLOCK_ELEMENTS // n_cols)), n_cols
+
+
+def block_ranges(n: int, block_size: int) -> Iterator[slice]:
+    for start in range(0, n, block_size):
+        yield slice(start, min(start + block_size, n))
+
+
+def augment_left(x: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
+    """[x, 1, |x|^2] (N, D + 2): with `augment_right`, one matmul yields |x|^2 + bias - 2 x.y."""
+    return torch.cat([x, torch.ones_like(x_sq).unsqueeze(1), x_sq.unsqueeze(1)], dim=1)
+
+
+def augment_right(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """[-2y, bias, 1] (M, D + 2); bias = |y|^2 gives squared distances, |y|^2 - r^2 ball margins."""
+    return torch.cat([-2 * y, bias.unsqueeze(1), torch.ones_like(bias).unsqueeze(1)], dim=1)
+
+
+class Workspace:
+    """Reusable block buffers. On a CPU a fresh 128 MiB tensor per block costs more in page faults
+    than the matmul that fills it; on a GPU this just spares the caching allocator."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+        """A contiguous (rows, cols) buffer with `like`'s dtype and device; contents undefined."""
+        size = rows * cols
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[:size].view(rows, cols)
+
+
+def pairwise_terms(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """left (n, D+2) @ right (m, D+2)^T: |a_i|^2 + bias_j - 2 a_i.b_j for every pair; (n, m).
+
+    Folding the norms into the matmul writes each block once, with no broadcast passes. The
+    |a|^2 + |b|^2 - 2ab form cancels, so callers center the data first, and squared distances may
+    come out a hair below 0 (clamp results, not blocks).
+    """
+    return torch.mm(left, right.T, out=out)
+
+
+def _merge_smallest(best: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.cat([best, candidates], dim=1).topk(k, dim=1, largest=False, sorted=True).values
+
+
+def knn_squared_distances(x: torch.Tensor, k: int, block_size: int) -> torch.Tensor:
+    """Ascending squared distances from each row of x (N, D) to its k nearest other rows; (N, k).
+
+    The sample itself is excluded (its diagonal entry is set to +inf); exact duplicates elsewhere
+    count as neighbours at distance 0. Distances are symmetric, so only blocks on or right of the
+    diagonal are computed (half the matmul work): each block serves the k-NN of its rows and,
+    through a column-wise top-k, of its columns. CPU blocks span every remaining column.
+    """
+    n = x.shape[0]
+    x_sq = (x * x).sum(dim=1)
+    left, right = augment_left(x, x_sq), augment_right(x, x_sq)
+    row_block, col_block = block_shape(block_size, n, n)
+    best = torch.full((n, k), float("inf"), dtype=x.dtype, device=x.device)
+    workspace = Workspace()
+    row_blocks = list(block_ranges(n, row_block))
+    for bi, rows in enumerate(row_blocks):
+        column_ranges = [slice(rows.start, n)] if col_block >= n else row_blocks[bi:]
+        for cols in column_ranges:
+            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, x)
+            d = pairwise_terms(left[rows], right[cols], out)
+            first_other = 0
+            if cols.start == rows.start:
+                first_other = rows.stop - rows.start
+                d[:, :first_other].fill_diagonal_(float("inf"))
+            row_best = d.topk(min(k, d.shape[1]), dim=1, largest=False).values
+            best[rows] = _merge_smallest(best[rows], row_best, k)
+            others = d[:, first_other:]
+            if others.shape[1]:
+                column_best = others.topk(min(k, others.shape[0]), dim=0, largest=False).values.T
+                targets = slice(cols.start + first_other, cols.stop)
+                best[targets] = _merge_smallest(best[targets], column_best, k)
+    return best.clamp_(min=0)
+
+
+def mutual_nearest(
+    a: torch.Tensor, b: torch.Tensor, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest neighbour of every row of a (N, D) in b (M, D) and of every row of b in a.
+
+    Returns squared distances and indices: (a_to_b (N,), a_to_b_index (N,), b_to_a (M,), b_to_a_index (M,)).
+    """
+    left, right = augment_left(a, (a * a).sum(dim=1)), augment_right(b, (b * b).sum(dim=1))
+    a_best = torch.full((a.shape[0],), float("inf"), dtype=a.dtype, device=a.device)
+    a_index = torch.zeros(a.shape[0], dtype=torch.long, device=a.device)
+    b_best = torch.full((b.shape[0],), float("inf"), dtype=a.dtype, device=a.device)
+    b_index = torch.zeros(b.shape[0], dtype=torch.long, device=a.device)
+    row_block, col_block = block_shape(block_size, a.shape[0], b.shape[0])
+    workspace = Workspace()
+    for rows in block_ranges(a.shape[0], row_block):
+        for cols in block_ranges(b.shape[0], col_block):
+            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, a)
+            d = pairwise_terms(left[rows], right[cols], out)
+            row_min, row_arg = d.min(dim=1)
+            better = row_min < a_best[rows]
+            a_best[rows] = torch.where(better, row_min, a_best[rows])
+            a_index[rows] = torch.where(better, row_arg + cols.start, a_index[rows])
+            col_min, col_arg = d.min(dim=0)
+            better = col_min < b_best[cols]
+            b_best[cols] = torch.where(better, col_min, b_best[cols])
+            b_index[cols] = torch.where(better, col_arg + rows.start, b_index[cols])
+    return a_best.clamp_(min=0), a_index, b_best.clamp_(min=0), b_index

@@ -1,0 +1,95 @@
+"""Precision and recall for distributions, PRD (Sajjadi et al. 2018, "Assessing Generative Models via
+Precision and Recall"), following google-research/prd's `compute_prd_from_embedding`.
+
+The union of both sets is clustered with scikit-learn's MiniBatchKMeans(n_clusters, n_init=10); the
+two cluster histograms give, for every slope lambda = tan(angle), precision(lambda) =
+sum_i min(lambda * real_i, fake_i) and recall = precision / lambda. Curves are averaged over runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import MiniBatchKMeans
+
+from studio.metrics.functional._inputs import FeatureArray, as_feature_pair
+
+_ANGLE_EPSILON = 1e-10
+_F_BETA_EPSILON = 1e-10
+
+
+def _cluster_histograms(
+    fake: np.ndarray, real: np.ndarray, num_clusters: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    labels = (
+        MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed)
+        .fit(np.vstack([fake, real]))
+        .labels_
+    )
+    fake_hist = np.bincount(labels[: len(fake)], minlength=num_clusters) / len(fake)
+    real_hist = np.bincount(labels[len(fake) :], minlength=num_clusters) / len(real)
+    return fake_hist, real_hist
+
+
+def prd_curve(
+    fake_hist: np.ndarray, real_hist: np.ndarray, num_angles: int = 1001
+) -> tuple[np.ndarray, np.ndarray]:
+    """PRD curve of two histograms (C,) over `num_angles` slopes in (0, pi/2); (precision, recall)."""
+    if not 3 <= num_angles <= 1e6:
+        raise ValueError(f"num_angles must be between 3 and 1e6; got {num_angles}")
+    slopes = np.tan(np.linspace(_ANGLE_EPSILON, np.pi / 2 - _ANGLE_EPSILON, num=num_angles))
+    precision = np.minimum(real_hist[None, :] * slopes[:, None], fake_hist[None, :]).sum(axis=1)
+    recall = precision / slopes
+    # Round-off can push values a hair above 1; anything larger would be a bug.
+    if max(precision.max(), recall.max()) > 1.001:
+        raise RuntimeError("PRD precision/recall above 1.001: the histograms are not normalised")
+    return np.clip(precision, 0, 1), np.clip(recall, 0, 1)
+
+
+def prd(
+    real: FeatureArray,
+    fake: FeatureArray,
+    num_clusters: int = 20,
+    num_angles: int = 1001,
+    num_runs: int = 10,
+    seed: int = 0,
+    enforce_balance: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """PRD curves of fake (M, D) against real (N, D); (precision (num_angles,), recall (num_angles,)).
+
+    Run r seeds MiniBatchKMeans with `seed + r` (the reference leaves it unseeded). Like the
+    reference, unequal set sizes are an error unless `enforce_balance=False`.
+    """
+    real_t, fake_t = as_feature_pair(real, fake)
+    if enforce_balance and real_t.shape[0] != fake_t.shape[0]:
+        raise ValueError(
+            f"PRD expects equally many real and fake samples (got {real_t.shape[0]} and {fake_t.shape[0]}); "
+            "subsample one set or pass enforce_balance=False"
+        )
+    if num_clusters > real_t.shape[0] + fake_t.shape[0]:
+        raise ValueError(
+            f"num_clusters={num_clusters} exceeds the {real_t.shape[0] + fake_t.shape[0]} samples"
+        )
+    real_np = real_t.detach().to(device="cpu", dtype=torch.float64).numpy()
+    fake_np = fake_t.detach().to(device="cpu", dtype=torch.float64).numpy()
+    curves = [
+        prd_curve(*_cluster_histograms(fake_np, real_np, num_clusters, seed + run), num_angles)
+        for run in range(num_runs)
+    ]
+    return np.mean([c[0] for c in curves], axis=0), np.mean([c[1] for c in curves], axis=0)
+
+
+def prd_f_beta(precision: np.ndarray, recall: np.ndarray, beta: float = 8.0) -> tuple[float, float]:
+    """(max F_beta, max F_1/beta) over a PRD curve: F_8 summarises recall, F_1/8 precision."""
+    precision, recall = np.asarray(precision, dtype=np.float64), np.asarray(recall, dtype=np.float64)
+    if not (
+        (precision >= 0).all() and (precision <= 1).all() and (recall >= 0).all() and (recall <= 1).all()
+    ):
+        raise ValueError("precision and recall values must lie in [0, 1]")
+    if beta <= 0:
+        raise ValueError(f"beta must be positive; got {beta}")
+
+    def f_beta(b: float) -> float:
+        return float(np.max((1 + b**2) * precision * recall / (b**2 * precision + recall + _F_BETA_EPSILON)))
+
+    return f_beta(beta), f_beta(1 / beta)

