@@ -1,0 +1,52 @@
+"""Image resizing and quantisation that reproduce the FID reference protocol exactly."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _source_coordinates(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """TF1 `resize_bilinear(align_corners=False)` sampling grid along one axis.
+
+    TF1 maps output pixel i to source position i * in/out (no half-pixel offset, unlike PyTorch's
+    align_corners=False), so the last rows/columns are clamped rather than interpolated symmetrically.
+    Returns (low index, high index, fractional weight of the high index), each of length out_size.
+    """
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    position = torch.arange(out_size, dtype=torch.float32) * scale
+    low = position.long()
+    high = (low + 1).clamp_max(in_size - 1)
+    frac = position - low.float()
+    return low.to(device), high.to(device), frac.to(device)
+
+
+def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize as TensorFlow 1.x `tf.image.resize_bilinear` (align_corners=False, no antialias).
+
+    images: float tensor [N, C, H, W]; size: (out_H, out_W). Returns [N, C, out_H, out_W] in the same dtype.
+    This is the resize the standard FID Inception graph applies to its input.
+    """
+    if images.dim() != 4 or not torch.is_floating_point(images):
+        raise ValueError(
+            f"expected a floating-point [N, C, H, W] tensor, got {images.dtype} {tuple(images.shape)}"
+        )
+    out_h, out_w = size
+    y_low, y_high, y_frac = _source_coordinates(images.shape[2], out_h, images.device)
+    x_low, x_high, x_frac = _source_coordinates(images.shape[3], out_w, images.device)
+    rows_low = images[:, :, y_low, :]
+    rows_high = images[:, :, y_high, :]
+    x_frac = x_frac.view(1, 1, 1, out_w).to(images.dtype)
+    top = rows_low[..., x_low] + (rows_low[..., x_high] - rows_low[..., x_low]) * x_frac
+    bottom = rows_high[..., x_low] + (rows_high[..., x_high] - rows_high[..., x_low]) * x_frac
+    return top + (bottom - top) * y_frac.view(1, 1, out_h, 1).to(images.dtype)
+
+
+def quantize_to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+    """Map generator output [N, C, H, W] in `value_range` to uint8 [0, 255] the way reference tools do.
+
+    Real images are stored as 8-bit files, so generated images are rounded to 8 bits before feature
+    extraction: x -> round((x - lo) * 255 / (hi - lo)), clamped to [0, 255].
+    """
+    lo, hi = value_range
+    scaled = (images.float() - lo) * (255.0 / (hi - lo))
+    return scaled.add(0.5).floor().clamp(0, 255).to(torch.uint8)
