@@ -2,7 +2,7 @@
 
 Prints the toolchain in use and one row per extension: compiled (and how long it took), importable, runs
 on the GPU, agrees with the reference (self-check per dtype). Without a GPU it still compiles, for
-TORCH_CUDA_ARCH_LIST (default 8.0;9.0), and says that nothing can run here.
+TORCH_CUDA_ARCH_LIST (default 8.0;9.0+PTX), and says that nothing can run here.
 Exit status: 0 when every extension compiled, 1 otherwise.
 """
 

@@ -29,7 +29,9 @@ CSRC = Path(__file__).parent / "csrc"
 EXTENSIONS = ("bias_act", "upfirdn2d", "filtered_lrelu")
 HEADERS = ("common.cuh", "bias_act.cuh", "upfirdn2d.cuh", "filtered_lrelu.cuh", "launch.h", "prepare.h")
 COMPILE_FLAGS = ["-O3"]  # for the host compiler and nvcc alike
-DEFAULT_ARCH_LIST = "8.0;9.0"  # A100, H100: used when no GPU is visible and TORCH_CUDA_ARCH_LIST is unset
+# Used when no GPU is visible and TORCH_CUDA_ARCH_LIST is unset: A100 and H100 binaries, plus PTX that the
+# driver of a newer GPU compiles just in time.
+DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
 BUILD_HINT = (
     "To use the CUDA kernels install the CUDA toolkit (nvcc) matching torch.version.cuda, ninja "
     "(`pip install ninja`) and a host C++ compiler (g++), or point CUDA_HOME at the toolkit; "
@@ -185,21 +187,32 @@ def _compile(name: str, module_name: str, build_dir: Path, with_cuda: bool) -> M
 _loaded: dict[tuple[str, bool], BuildResult] = {}
 
 
+def _fingerprint(library: Path) -> str:
+    """Size and SHA-256 of a compiled library, as recorded in build.ok."""
+    return f"{library.stat().st_size} {hashlib.sha256(library.read_bytes()).hexdigest()}"
+
+
 def _import_or_compile(
     name: str, module_name: str, build_dir: Path, with_cuda: bool
 ) -> tuple[ModuleType, bool]:
     """(module, cached). Call with the build directory's lock held."""
     library = build_dir / f"{module_name}.so"
-    done = build_dir / "build.ok"  # written only after a complete, importable build
+    done = build_dir / "build.ok"  # written only after a complete, importable build: the .so's fingerprint
     if done.exists() and library.exists():
-        try:
-            return _import_library(module_name, library), True
-        except ImportError:  # damaged binary (e.g. a full disk during an earlier build): rebuild it
-            done.unlink()
+        # A truncated .so (full disk, killed copy) can kill the process on import (SIGBUS) instead of raising
+        # ImportError, so its fingerprint is checked first.
+        if done.read_text().strip() == _fingerprint(library):
+            try:
+                return _import_library(module_name, library), True
+            except ImportError:
+                pass
+        # Damaged: rebuild from scratch, since ninja would take a truncated .so for up to date.
+        shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
     # We hold the lock, so a torch baton left by a killed build is stale; it would block forever.
     (build_dir / "lock").unlink(missing_ok=True)
     module = _compile(name, module_name, build_dir, with_cuda)
-    done.write_text(f"{module_name}\n")
+    done.write_text(_fingerprint(library) + "\n")
     return module, False
 
 
@@ -221,9 +234,10 @@ def build(name: str, with_cuda: bool = True) -> BuildResult:
         build_dir.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(str(build_dir) + ".lock"):
             module, cached = _import_or_compile(name, module_name, build_dir, with_cuda)
-    except OSError as err:
+    except (OSError, NotImplementedError) as err:  # filelock raises either where flock is unsupported
         raise BuildError(
-            f"cannot use the build cache {build_dir}: {err}. Point STUDIO_CACHE at a writable directory."
+            f"cannot use the build cache {build_dir}: {err}. Point STUDIO_CACHE at a writable directory on a "
+            "filesystem that supports file locks (flock; some network filesystems do not), e.g. local disk."
         ) from err
     result = BuildResult(module, build_dir / f"{module_name}.so", time.perf_counter() - start, cached)
     _loaded[(name, with_cuda)] = result

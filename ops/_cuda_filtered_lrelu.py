@@ -17,32 +17,39 @@ from ops._cuda_upfirdn2d import Geometry, correlation_weights, transpose
 from ops.filtered_lrelu import _check_args
 from ops.upfirdn2d import parse_padding
 
+# Codes of ops/csrc/filtered_lrelu.cuh (enum LreluCode): the branch each intermediate sample took.
+POSITIVE, NEGATIVE, CLAMPED = 0, 1, 2
+
 
 class _FilteredLrelu(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, b, wu, wd, up_geom: Geometry, down_geom: Geometry, gain, slope, clamp):
+    def forward(ctx, x, b, wu, wd, up_geom: Geometry, down_geom: Geometry, gain, slope, clamp, needs_codes):
         (upx, upy), (downx, downy) = up_geom.up, down_geom.down
-        write_codes = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         y, codes = _build.build("filtered_lrelu").module.filtered_lrelu(
             x, b, wu, wd, upx, upy, downx, downy, *up_geom.pad, float(upx * upy), gain, slope,
-            -1.0 if clamp is None else float(clamp), write_codes,
+            -1.0 if clamp is None else float(clamp), needs_codes,
         )  # fmt: skip
         ctx.save_for_backward(wu, wd, codes)
         ctx.geoms, ctx.in_size, ctx.gain, ctx.slope = (up_geom, down_geom), tuple(x.shape[2:]), gain, slope
+        ctx.clamped = clamp is not None
         return y
 
     @staticmethod
     def backward(ctx, dy):
         wu, wd, codes = ctx.saved_tensors
-        up_geom, down_geom = ctx.geoms
-        dt = transpose(dy, wd, down_geom, 1.0, tuple(codes.shape[2:]))
-        # d(clamp(lrelu(u) * gain))/du per code: positive branch, negative branch, clamped (see LreluCode).
-        slopes = torch.tensor([ctx.gain, ctx.gain * ctx.slope, 0.0], dtype=dt.dtype, device=dt.device)
-        du = dt * slopes[codes.long()]
-        upx, upy = up_geom.up
-        dx = transpose(du, wu, up_geom, float(upx * upy), ctx.in_size)
-        db = dx.sum(dim=[0, 2, 3]) if ctx.needs_input_grad[1] else None
-        return dx, db, None, None, None, None, None, None, None
+        dx = db = None
+        if codes is not None:  # written whenever x or b required a gradient (the filters never get one)
+            up_geom, down_geom = ctx.geoms
+            dt = transpose(dy, wd, down_geom, 1.0, tuple(codes.shape[2:]))
+            # d(clamp(lrelu(u) * gain))/du per code. Masks of the 1-byte codes keep memory low and need no
+            # host-to-device copy (CUDA-graph safe); du stays linear in dt, so it differentiates again.
+            du = torch.where(codes == POSITIVE, dt * ctx.gain, dt * (ctx.gain * ctx.slope))
+            if ctx.clamped:
+                du = du.masked_fill_(codes == CLAMPED, 0.0)  # where's output is not saved for backward
+            upx, upy = up_geom.up
+            dx = transpose(du, wu, up_geom, float(upx * upy), ctx.in_size)
+            db = dx.sum(dim=[0, 2, 3]) if ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None, None, None, None, None, None
 
 
 SQRT2 = math.sqrt(2)
@@ -58,4 +65,7 @@ def filtered_lrelu(
     up_geom = Geometry(up=(up, up), down=(1, 1), pad=parse_padding(padding))
     down_geom = Geometry(up=(1, 1), down=(down, down), pad=(0, 0, 0, 0))
     b = None if b is None else b.to(x.dtype)
-    return _FilteredLrelu.apply(x, b, wu, wd, up_geom, down_geom, float(gain), float(slope), clamp)
+    # Decided here, not in forward (where needs_input_grad is set even under no_grad / inference_mode).
+    needs_codes = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    args = (up_geom, down_geom, float(gain), float(slope), clamp, needs_codes)
+    return _FilteredLrelu.apply(x, b, wu, wd, *args)

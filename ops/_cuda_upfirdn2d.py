@@ -44,12 +44,12 @@ class Geometry:
 def correlation_weights(f: torch.Tensor | None, flip_filter: bool, device: torch.device) -> torch.Tensor:
     """The kernel's [fh, fw] float32 correlation weights for a filter from ops.setup_filter (or None).
 
-    A 1-D filter is separable: its 2-D form is the outer product. flip_filter=False means a true
-    convolution, i.e. correlation with the flipped filter.
+    Detached: the kernels give filters no gradient. A 1-D filter is separable: its 2-D form is the outer
+    product. flip_filter=False means a true convolution, i.e. correlation with the flipped filter.
     """
     if f is None:
         return torch.ones(1, 1, device=device)
-    f = f.to(device=device, dtype=torch.float32)
+    f = f.detach().to(device=device, dtype=torch.float32)  # filters are constants on the CUDA path
     if f.ndim == 1:
         f = torch.outer(f, f)
     return (f if flip_filter else f.flip([0, 1])).contiguous()

@@ -14,11 +14,14 @@ constexpr float kSoftplusThreshold = 20.0f;  // torch.nn.functional.softplus: li
 OPS_HD float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 // The `order`-th derivative (0, 1 or 2) of activation `act` at z. Branch conventions at kinks follow
-// torch's autograd (relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha).
+// torch's autograd (relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha), and so does NaN: it takes the
+// branch torch's comparison sends it to (`z <= 0` false for relu / elu / selu, `z > 0` false for lrelu),
+// so NaN propagates through every activation and its derivative matches torch's backward there.
 OPS_HD float act_derivative(int act, int order, float z, float alpha) {
   switch (act) {
     case kRelu:
-      return order == 0 ? (z > 0 ? z : 0.0f) : (order == 1 && z > 0 ? 1.0f : 0.0f);
+      if (z <= 0) return 0.0f;
+      return order == 0 ? z : (order == 1 ? 1.0f : 0.0f);
     case kLrelu:
       return order == 0 ? (z > 0 ? z : z * alpha) : (order == 1 ? (z > 0 ? 1.0f : alpha) : 0.0f);
     case kTanh: {
@@ -30,12 +33,12 @@ OPS_HD float act_derivative(int act, int order, float z, float alpha) {
       return order == 0 ? s : (order == 1 ? s * (1.0f - s) : s * (1.0f - s) * (1.0f - 2.0f * s));
     }
     case kElu: {
-      if (z > 0) return order == 0 ? z : (order == 1 ? 1.0f : 0.0f);
+      if (!(z <= 0)) return order == 0 ? z : (order == 1 ? 1.0f : 0.0f);
       const float e = alpha * expf(z);
       return order == 0 ? e - alpha : e;
     }
     case kSelu: {
-      if (z > 0) return order == 0 ? kSeluScale * z : (order == 1 ? kSeluScale : 0.0f);
+      if (!(z <= 0)) return order == 0 ? kSeluScale * z : (order == 1 ? kSeluScale : 0.0f);
       const float e = kSeluScale * kSeluAlpha * expf(z);
       return order == 0 ? e - kSeluScale * kSeluAlpha : e;
     }
@@ -72,13 +75,16 @@ OPS_HD void bias_act_element(int64_t i, const scalar_t* x, const scalar_t* b, co
   if (p.bias_len > 0) z += static_cast<float>(b[(i / p.bias_stride) % p.bias_len]);
   const float v = act_derivative(p.act, 0, z, p.alpha) * p.gain;
   if (p.order == 0) {
-    y[i] = static_cast<scalar_t>(p.clamp >= 0 ? fminf(fmaxf(v, -p.clamp), p.clamp) : v);
+    // Not fminf/fmaxf: they would turn NaN into -clamp, and NaN must propagate as in torch.clamp.
+    const bool clamped = p.clamp >= 0 && fabsf(v) > p.clamp;
+    y[i] = static_cast<scalar_t>(clamped ? copysignf(p.clamp, v) : v);
     return;
   }
-  // torch.clamp passes the gradient on the closed interval [-clamp, clamp].
-  const bool clamped = p.clamp >= 0 && fabsf(v) > p.clamp;
-  const float d = clamped ? 0.0f : act_derivative(p.act, p.order, z, p.alpha) * p.gain;
-  y[i] = static_cast<scalar_t>(static_cast<float>(g[i]) * d);
+  // torch.clamp passes the incoming gradient on the closed interval [-clamp, clamp] only (not at NaN) and
+  // zeroes it elsewhere; the activation's backward then multiplies, so a NaN derivative stays NaN.
+  const bool passes = p.clamp < 0 || fabsf(v) <= p.clamp;
+  const float incoming = passes ? static_cast<float>(g[i]) : 0.0f;
+  y[i] = static_cast<scalar_t>(incoming * act_derivative(p.act, p.order, z, p.alpha) * p.gain);
 }
 
 }  // namespace studio_ops

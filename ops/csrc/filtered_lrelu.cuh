@@ -46,8 +46,9 @@ OPS_HD void filtered_lrelu_phase1(const FilteredLreluParams& p, const scalar_t* 
       const float u = p.up_gain * upsampled_window_sum(plane, p.r, wu, uy, ux, bias);
       uint8_t code = u > 0 ? kPositive : kNegative;  // torch: leaky_relu'(0) = slope
       v = (u > 0 ? u : u * p.slope) * p.gain;
-      if (p.clamp >= 0 && fabsf(v) > p.clamp) {
-        v = v > 0 ? p.clamp : -p.clamp;
+      // As torch.clamp: NaN stays NaN but passes no gradient (only [-clamp, clamp] does).
+      if (p.clamp >= 0 && !(fabsf(v) <= p.clamp)) {
+        if (fabsf(v) > p.clamp) v = copysignf(p.clamp, v);
         code = kClamped;
       }
       if (codes != nullptr) codes[(nc * p.uh + uy) * p.uw + ux] = code;

@@ -13,6 +13,7 @@ import importlib
 import math
 import os
 import shutil
+import types
 import warnings
 
 import pytest
@@ -123,6 +124,66 @@ def test_bias_act_layouts(device, shape, dim, channels_last):
     )
 
 
+def _weighted_grads(outputs: list, inputs: list, weights: list) -> list[torch.Tensor]:
+    """Gradients of sum(w * output) w.r.t. inputs (zeros where there is no dependence); keeps the graph."""
+    total = sum((o.double() * w).sum() for o, w in zip(outputs, weights, strict=True))
+    if not total.requires_grad:
+        return [torch.zeros_like(x) for x in inputs]
+    grads = torch.autograd.grad(total, inputs, create_graph=True, allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)]
+
+
+def _assert_same_with_nan(candidate: list, reference: list) -> None:
+    """Equal up to float32 rounding, with NaN and +-inf in exactly the same places."""
+    for name, c, r in zip(["output", "gradient", "second derivative"], candidate, reference, strict=True):
+        for c_part, r_part in zip(c, r, strict=True):
+            torch.testing.assert_close(c_part.detach().double(), r_part.detach(), rtol=1e-5, atol=1e-5,
+                                       equal_nan=True, msg=lambda m, name=name: f"{name}: {m}")  # fmt: skip
+
+
+def _derivatives_linear_loss(fn, inputs: dict, kwargs: dict, seed: int) -> list[list[torch.Tensor]]:
+    """[y], first and second derivatives of fn through a linear loss (so NaN in y does not reach them)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = fn(**inputs, **kwargs)
+    w = torch.rand(y.shape, generator=gen, dtype=torch.float64).to(y.device) + 0.5
+    grads = _weighted_grads([y], list(inputs.values()), [w])
+    v = [torch.rand(x.shape, generator=gen, dtype=torch.float64).to(y.device) + 0.5 for x in inputs.values()]
+    return [[y], grads, _weighted_grads(grads, list(inputs.values()), v)]
+
+
+def _compare_non_finite(
+    op: str, device: str, inputs: dict, kwargs: dict, unchecked: torch.Tensor | None = None
+) -> None:
+    """Kernel (float32) vs reference (float64) on inputs holding NaN / inf: outputs, 1st and 2nd derivatives.
+
+    unchecked: elements of x whose derivatives are not compared (then only x's are): torch's own derivative
+    at a NaN input depends on its code path (CPU elu: NaN in vectorized loops, 1 in the scalar tail).
+    """
+    cand = {k: v.to(device, torch.float32).requires_grad_() for k, v in inputs.items()}
+    ref = {k: v.detach().double().requires_grad_() for k, v in cand.items()}
+    results = []
+    for fn, args in ((_kernel(op), cand), (getattr(ops, f"{op}_ref"), ref)):
+        y, grads, second = _derivatives_linear_loss(fn, args, kwargs, seed=3)
+        if unchecked is not None:
+            mask = unchecked.to(device)
+            grads, second = [grads[0].masked_fill(mask, 0)], [second[0].masked_fill(mask, 0)]
+        results.append([y, grads, second])
+    _assert_same_with_nan(*results)
+
+
+@pytest.mark.parametrize("act", sorted(ops.ACTIVATIONS))
+@pytest.mark.parametrize("clamp", [None, 0.7])
+def test_bias_act_propagates_nan_and_inf_like_the_reference(device, act, clamp):
+    """NaN must survive the activation and the clamp (training's NaN checks rely on it); +-inf saturate."""
+    special = [math.nan, math.inf, -math.inf, 2.0, 1.0, -1.0, 0.3, -0.3, 30.0, -30.0]
+    x = torch.tensor([special, special[::-1]]).T.contiguous()  # [10, 2], bias along dim 1
+    inputs = dict(x=x, b=torch.tensor([0.0, 0.25]))
+    kwargs = dict(act=act, clamp=clamp)
+    _compare_non_finite("bias_act", device, inputs, kwargs, unchecked=x.isnan())
+    inf_inputs = dict(x=torch.where(x.isnan(), 0.5, x), b=inputs["b"])  # without NaN all derivatives compare
+    _compare_non_finite("bias_act", device, inf_inputs, kwargs)
+
+
 UPFIRDN_CASES = [  # up, down, filter shape, padding, flip_filter, input H x W
     (1, 1, (3, 3), 1, False, (8, 8)),
     (2, 1, (4,), (2, 1, 2, 1), False, (7, 5)),
@@ -176,6 +237,68 @@ def test_filtered_lrelu(device, dtype, channels_last, up, down, fu, fd, padding,
     _compare("filtered_lrelu", device, dtype, inputs, kwargs, channels_last)
 
 
+FILTERED_LRELU_KWARGS = dict(up=2, down=2, padding=(3, 2, 4, 1), gain=math.sqrt(2), slope=0.2)
+
+
+@pytest.mark.parametrize("clamp", [None, 0.5])
+def test_filtered_lrelu_propagates_nan_like_the_reference(device, clamp):
+    x = _randn(1, 2, 7, 6, seed=6)
+    x[0, 0, 3, 2] = math.nan
+    x[0, 1, 0, 0] = math.inf
+    fu, fd = _taps((6,), 8).to(device), _taps((6,), 9).to(device)
+    kwargs = dict(fu=fu, fd=fd, clamp=clamp, **FILTERED_LRELU_KWARGS)
+    _compare_non_finite("filtered_lrelu", device, dict(x=x, b=_randn(2, seed=7)), kwargs)
+
+
+def test_filtered_lrelu_gives_filters_no_gradient(device):
+    x = _randn(1, 2, 6, 7, seed=11).to(device)
+    fu, fd = (_taps((4,), seed).to(device).requires_grad_() for seed in (12, 13))
+    kwargs = dict(fu=fu, fd=fd, **FILTERED_LRELU_KWARGS)
+    assert not _kernel("filtered_lrelu")(x=x, **kwargs).requires_grad  # only the filters asked for one
+    x.requires_grad_()
+    (dx,) = torch.autograd.grad(_kernel("filtered_lrelu")(x=x, **kwargs).sum(), x)
+    (dx_ref,) = torch.autograd.grad(ops.filtered_lrelu_ref(x, **kwargs).sum(), x)
+    torch.testing.assert_close(dx, dx_ref, rtol=1e-4, atol=1e-5)
+    assert fu.grad is None and fd.grad is None
+
+
+def test_filtered_lrelu_writes_codes_only_when_a_gradient_is_needed(device, monkeypatch):
+    build = _build.build  # the CPU harness for "host"
+    extension = build("filtered_lrelu").module
+    codes_written = []
+
+    def recording_kernel(*args):
+        y, codes = extension.filtered_lrelu(*args)
+        codes_written.append(codes)
+        return y, codes
+
+    recorder = types.SimpleNamespace(module=types.SimpleNamespace(filtered_lrelu=recording_kernel))
+
+    def build_recording(name: str, with_cuda: bool = True):
+        return recorder if name == "filtered_lrelu" else build(name)
+
+    monkeypatch.setattr(_build, "build", build_recording)
+    x = _randn(2, 3, 6, 5, seed=14).to(device).requires_grad_()
+    b = _randn(3, seed=15).to(device).requires_grad_()
+    fu, fd = _taps((4,), 16).to(device), _taps((4,), 17).to(device)
+    kwargs = dict(fu=fu, fd=fd, clamp=0.4, **FILTERED_LRELU_KWARGS)
+    fn = _kernel("filtered_lrelu")
+    with torch.no_grad():
+        y_no_grad = fn(x=x, b=b, **kwargs)
+    with torch.inference_mode():
+        y_inference = fn(x=x, b=b, **kwargs)
+    y_constant = fn(x=x.detach(), b=b.detach(), **kwargs)
+    assert codes_written == [None, None, None]
+    y = fn(x=x, b=b, **kwargs)
+    assert codes_written[-1].dtype == torch.uint8 and codes_written[-1].shape == (2, 3, 14, 12)
+    for other in (y_no_grad, y_inference, y_constant):
+        assert torch.equal(other, y.detach())
+    grads = torch.autograd.grad(y.sum(), [x, b])
+    grads_ref = torch.autograd.grad(ops.filtered_lrelu_ref(x, b=b, **kwargs).sum(), [x, b])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_output_tile_shrinks_to_fit_shared_memory():
     harness = _host_harness().module
@@ -195,9 +318,11 @@ def test_bias_act_third_derivative_is_refused(device):
 @pytest.mark.parametrize("op", ["bias_act", "upfirdn2d", "filtered_lrelu"])
 def test_auto_uses_the_kernel_after_a_passing_self_check(op, monkeypatch):
     monkeypatch.setattr(_dispatch, "_checked", {})
+    _build.build(op)  # a first build may print compiler warnings; only the dispatcher's fallback counts
     x = torch.randn(1, 2, 8, 8, device="cuda")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a failed build or self-check would warn
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fn = _dispatch.cuda_impl(op, "auto", x)
+    assert not [str(w.message) for w in caught if str(w.message).startswith(f"ops.{op}: ")]
     assert fn is _kernel(op)
     assert _dispatch._checked[(op, torch.float32)] is True

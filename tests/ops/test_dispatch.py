@@ -4,10 +4,12 @@ A "GPU" is simulated by making the dispatcher treat CPU tensors as GPU tensors a
 loader, so the whole auto path (load, self-check, warn once, fall back) runs without CUDA.
 """
 
+import errno
 import os
 import stat
 import types
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,7 +202,11 @@ def test_cuda_home_env_wins_and_is_validated(tmp_path, monkeypatch):
 def test_arch_list_default_and_override(monkeypatch):
     monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _build.arch_list() == "8.0;9.0"
+    assert _build.arch_list() == "8.0;9.0+PTX"  # PTX: GPUs newer than H100 compile it at load time
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: [(9, 0), (8, 6), (9, 0)][i])
+    assert _build.arch_list() == "8.6;9.0"  # the visible GPUs
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.6")
     assert _build.arch_list() == "8.6"
 
@@ -227,14 +233,58 @@ def test_build_uses_the_cache_dir_clears_a_stale_torch_baton_and_marks_success(t
     build_dir.mkdir(parents=True)
     (build_dir / "lock").write_text("")  # left behind by a build that was killed
 
-    def fake_compile(name, module_name, directory, with_cuda):
-        assert directory == build_dir and not (directory / "lock").exists()
-        return types.ModuleType(module_name)
-
-    monkeypatch.setattr(_build, "_compile", fake_compile)
+    monkeypatch.setattr(_build, "_compile", _fake_compile(build_dir))
     result = _build.build("bias_act")
     assert not result.cached and (build_dir / "build.ok").exists()
     assert _build.build("bias_act") is result  # remembered in-process
+
+
+def _cached_build_dir(tmp_path, monkeypatch, op: str) -> Path:
+    """The build directory `op` gets in a cache under tmp_path (toolkit and architectures pinned)."""
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    monkeypatch.setattr(_build, "nvcc_version", lambda: "13.0")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0")
+    monkeypatch.setattr(_build, "_loaded", {})
+    return tmp_path / "torch_extensions" / f"studio_{op}_{_build.build_key(op)}"
+
+
+def _fake_compile(expected_dir: Path, empty: bool = False):
+    """A stand-in for _compile that writes a (fake) library; checks the directory it is given."""
+
+    def fake_compile(name, module_name, directory, with_cuda):
+        assert directory == expected_dir and not (directory / "lock").exists()
+        assert not empty or not list(directory.iterdir())
+        (directory / f"{module_name}.so").write_bytes(b"\x7fELF compiled")
+        return types.ModuleType(module_name)
+
+    return fake_compile
+
+
+@pytest.mark.parametrize("damage", ["truncated", "unimportable"])
+def test_damaged_cached_library_is_rebuilt_in_an_emptied_directory(damage, tmp_path, monkeypatch):
+    build_dir = _cached_build_dir(tmp_path, monkeypatch, "bias_act")
+    build_dir.mkdir(parents=True)
+    library = build_dir / f"{build_dir.name}.so"
+    library.write_bytes(b"\x7fELF" + bytes(8192))
+    (build_dir / "build.ok").write_text(_build._fingerprint(library))
+    if damage == "truncated":  # e.g. by a full disk; importing it could crash the process with SIGBUS
+        library.write_bytes(b"\x7fELF" + bytes(4092))
+    (build_dir / "bias_act.cuda.o").write_bytes(b"")  # ninja would take such leftovers for up to date
+    monkeypatch.setattr(_build, "_compile", _fake_compile(build_dir, empty=True))
+    result = _build.build("bias_act")
+    assert not result.cached
+    assert (build_dir / "build.ok").read_text().strip() == _build._fingerprint(library)
+
+
+def test_cache_without_file_locks_says_so(tmp_path, monkeypatch):
+    _cached_build_dir(tmp_path, monkeypatch, "upfirdn2d")
+
+    def no_flock(path):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(_build.filelock, "FileLock", no_flock)
+    with pytest.raises(_build.BuildError, match="on a filesystem that supports file locks \\(flock"):
+        _build.build("upfirdn2d")
 
 
 def test_failed_build_is_not_marked_done(tmp_path, monkeypatch):
