@@ -3,9 +3,12 @@
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import torch
+from torch import nn
 
 from studio.callbacks.schedule import crossed
 
@@ -14,12 +17,22 @@ log = logging.getLogger(__name__)
 
 class MetricsLog(L.Callback):
     """Every `every_kimg` (and at the end of training) appends to `path`
-    {"kimg", "results": {mean losses since the last tick, pl_mean}, "seconds": wall time since this
-    process started training, "sec_per_kimg": wall seconds per 1000 images since the last tick}."""
+    {"kimg", "results": {mean losses since the last tick, pl_mean, metrics}, "seconds": wall time since
+    this process started training, "sec_per_kimg": wall seconds per 1000 training images since the last
+    tick, "eval_seconds": time spent on metrics}.
 
-    def __init__(self, path: str | Path, every_kimg: float) -> None:
+    evaluate(G_ema, device) -> {name: float} adds the metric suite (studio.callbacks.GeneratorMetrics);
+    it runs on the global-zero process only and its time is not counted in sec_per_kimg."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        every_kimg: float,
+        evaluate: Callable[[nn.Module, torch.device], dict[str, float]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.every_kimg = every_kimg
+        self.evaluate = evaluate
         self._start = self._tick_time = 0.0
         self._tick_nimg = 0
 
@@ -44,6 +57,10 @@ class MetricsLog(L.Callback):
         self._tick_time, self._tick_nimg = now, pl_module.cur_nimg
         if not trainer.is_global_zero:
             return
+        if self.evaluate is not None:
+            record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
+            record["eval_seconds"] = time.perf_counter() - now
+            self._tick_time = time.perf_counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from studio.callbacks import KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
+from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.training.checkpoint import latest_checkpoint, load_checkpoint
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
@@ -140,10 +140,22 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
         log.info("Training already reached train.kimg=%s; nothing to do.", cfg.train.kimg)
         return module
 
+    evaluate = None
+    if cfg.eval.metrics:
+        evaluate = GeneratorMetrics(
+            dataset,
+            cfg.eval.metrics,
+            num_gen=cfg.eval.num_gen,
+            backbone=cfg.eval.backbone,
+            weights=cfg.eval.weights,
+            num_real=cfg.eval.num_real,
+            batch=cfg.eval.batch,
+            seed=cfg.seed,
+        )
     extra = {"generator": OmegaConf.to_container(cfg.model.generator, resolve=True), "config": config_yaml}
     callbacks = [
         SampleGrid(run_dir / "samples", cfg.eval.every_kimg, grid=cfg.eval.grid, seed=cfg.seed),
-        MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg),
+        MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg, evaluate=evaluate),
         TrainingCheckpoint(run_dir / "checkpoints", cfg.ckpt.every_kimg, extra=extra),
         *extra_callbacks,
     ]

@@ -1,0 +1,79 @@
+"""The metric suite (eval.metrics) on G_ema samples against the training set, at evaluation ticks."""
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from studio.features import Backbone, create_backbone, extract_features, extract_features_cached
+from studio.metrics.compute import check_metric_names, compute_metrics, effective_options, needed_features
+
+log = logging.getLogger(__name__)
+
+
+class GeneratorMetrics:
+    """Computes `metrics` for `num_gen` images of a generator against the real `dataset`.
+
+    Real features are extracted once per process (and cached on disk, keyed by the dataset fingerprint,
+    backbone, weights and count); mirrored copies of an x-flipped dataset are not part of the real set.
+    Latents come from a CPU generator seeded with `seed`, so every evaluation of a run sees the same z
+    (noise_mode="const"); class-conditional generators get classes i % c_dim.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        metrics: Sequence[str],
+        num_gen: int,
+        backbone: str = "inception",
+        weights: str | None = None,
+        num_real: int | None = None,
+        batch: int = 64,
+        seed: int = 0,
+        options: Mapping[str, Mapping] | None = None,
+    ) -> None:
+        self.metrics = check_metric_names(metrics)
+        effective_options(self.metrics, options)  # bad option names fail at start, not at the first tick
+        self.dataset = dataset
+        self.num_gen = int(num_gen)
+        self.backbone_name = backbone
+        self.weights = weights
+        unmirrored = len(dataset) // 2 if getattr(dataset, "xflip", False) else len(dataset)
+        self.num_real = unmirrored if num_real is None else min(int(num_real), unmirrored)
+        self.batch = int(batch)
+        self.seed = int(seed)
+        self.options = options
+        self._backbone: Backbone | None = None
+        self._real: dict[str, torch.Tensor] | None = None
+
+    def backbone(self, device: torch.device) -> Backbone:
+        if self._backbone is None:
+            self._backbone = create_backbone(self.backbone_name, weights=self.weights, device=device)
+            self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
+        return self._backbone
+
+    def samples(self, G: nn.Module, device: torch.device) -> Iterator[torch.Tensor]:
+        """Float images [batch, C, R, R] in about [-1, 1], num_gen in total."""
+        rng = torch.Generator().manual_seed(self.seed)
+        for start in range(0, self.num_gen, self.batch):
+            n = min(self.batch, self.num_gen - start)
+            z = torch.randn([n, G.z_dim], generator=rng).to(device)
+            c = None
+            if G.c_dim > 0:
+                classes = torch.arange(start, start + n) % G.c_dim
+                c = nn.functional.one_hot(classes, G.c_dim).float().to(device)
+            yield G(z, c, noise_mode="const")
+
+    @torch.no_grad()
+    def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
+        backbone = self.backbone(device)
+        extract = {"batch_size": self.batch, "device": device}
+        if self._real is None:
+            self._real = extract_features_cached(
+                self.dataset, backbone, max_items=self.num_real, desc="real", **extract
+            )
+        samples = self.samples(G, device)
+        fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
+        return compute_metrics(self._real, fake, self.metrics, self.options)

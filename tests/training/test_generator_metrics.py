@@ -1,0 +1,70 @@
+"""eval.metrics during training: the metric suite on G_ema samples, written to metrics.jsonl."""
+
+import json
+
+import pytest
+import torch
+
+import studio.metrics.functional as F
+from models.stylegan2 import Generator
+from studio.callbacks import GeneratorMetrics
+from studio.data import ShapesDataset
+from studio.features import create_backbone, extract_features
+from studio.training.run import train
+
+
+def tiny_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(
+        z_dim=8,
+        w_dim=8,
+        img_resolution=16,
+        mapping_kwargs={"num_layers": 2},
+        synthesis_kwargs={"channel_base": 128, "channel_max": 8},
+    ).eval()
+
+
+def test_metrics_equal_the_functional_core_on_independently_extracted_features(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    dataset = ShapesDataset(resolution=16, size=24, xflip=True)
+    G = tiny_generator()
+    evaluate = GeneratorMetrics(dataset, ["fid", "pr"], num_gen=20, backbone="random_cnn", batch=8, seed=3)
+    results = evaluate(G, torch.device("cpu"))
+
+    backbone = create_backbone("random_cnn")
+    reals = torch.stack([dataset[i][0] for i in range(24)])  # the mirrored copies are not real samples
+    z = torch.randn([20, 8], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        fakes = G(z, None, noise_mode="const")
+    real = extract_features(reals, backbone, progress=False)["pool"]
+    fake = extract_features(fakes, backbone, progress=False)["pool"]
+    assert results["fid"] == pytest.approx(F.fid(real, fake), rel=1e-5)
+    expected = F.precision_recall(real, fake)
+    assert results["precision"] == expected["precision"]
+    assert results["recall"] == expected["recall"]
+    assert set(results) == {"fid", "precision", "recall", "realism_median"}
+
+
+def test_unknown_metric_fails_before_training():
+    with pytest.raises(ValueError, match="unknown metric"):
+        GeneratorMetrics(ShapesDataset(resolution=16, size=8), ["fid", "fdd"], num_gen=8)
+
+
+def test_training_writes_the_metrics_into_metrics_jsonl(tmp_path, tiny_cfg, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_cfg(
+        tmp_path / "run",
+        "train.kimg=0.016",
+        "eval.every_kimg=0.008",
+        "eval.metrics=[fid,kid]",
+        "eval.num_gen=16",
+        "eval.backbone=random_cnn",
+        "eval.batch=8",
+    )
+    train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.008, 0.016]
+    for record in records:
+        assert {"fid", "kid_mean", "kid_std", "loss/G", "loss/D"} <= set(record["results"])
+        assert record["results"]["fid"] > 0
+        assert record["eval_seconds"] >= 0
