@@ -1,7 +1,7 @@
 """The metric suite (eval.metrics) on G_ema samples against the training set, at evaluation ticks."""
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from studio.features import Backbone, create_backbone, extract_features, extract_features_cached
 from studio.metrics.compute import check_metric_names, compute_metrics, effective_options, needed_features
+from studio.sampling import sample_images
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,8 @@ class GeneratorMetrics:
 
     Real features are extracted once per process (and cached on disk, keyed by the dataset fingerprint,
     backbone, weights and count); mirrored copies of an x-flipped dataset are not part of the real set.
-    Latents come from a CPU generator seeded with `seed`, so every evaluation of a run sees the same z
-    (noise_mode="const"); class-conditional generators get classes i % c_dim.
+    Image i is drawn as studio.sampling does it (latent and class from seed + i, constant noise), so every
+    evaluation of a run sees the same latents, and the same images studio-generate writes for that seed.
     """
 
     def __init__(
@@ -54,18 +55,6 @@ class GeneratorMetrics:
             self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         return self._backbone
 
-    def samples(self, G: nn.Module, device: torch.device) -> Iterator[torch.Tensor]:
-        """Float images [batch, C, R, R] in about [-1, 1], num_gen in total."""
-        rng = torch.Generator().manual_seed(self.seed)
-        for start in range(0, self.num_gen, self.batch):
-            n = min(self.batch, self.num_gen - start)
-            z = torch.randn([n, G.z_dim], generator=rng).to(device)
-            c = None
-            if G.c_dim > 0:
-                classes = torch.arange(start, start + n) % G.c_dim
-                c = nn.functional.one_hot(classes, G.c_dim).float().to(device)
-            yield G(z, c, noise_mode="const")
-
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
         backbone = self.backbone(device)
@@ -74,6 +63,6 @@ class GeneratorMetrics:
             self._real = extract_features_cached(
                 self.dataset, backbone, max_items=self.num_real, desc="real", **extract
             )
-        samples = self.samples(G, device)
+        samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch)
         fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
         return compute_metrics(self._real, fake, self.metrics, self.options)

@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from studio.training.checkpoint import load_checkpoint
+from studio.sampling import load_generator, sample_batches
 
 USAGE = "usage: studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto]"
 DEFAULTS = {
@@ -45,39 +43,12 @@ def parse_args(argv: list[str]) -> dict:
     return args
 
 
-def load_generator(path: str, device: torch.device) -> torch.nn.Module:
-    """G_ema from a studio training checkpoint (weights_only load), in eval mode on `device`."""
-    state = load_checkpoint(path)
-    config = state["generator"]
-    if not str(config.get("_target_", "")).startswith("models."):
-        raise ValueError(f"{path}: generator _target_ {config.get('_target_')!r} is not a studio model.")
-    G = instantiate(OmegaConf.create(config))
-    G.load_state_dict(state["G_ema"])
-    return G.eval().requires_grad_(False).to(device)
-
-
-def latents(G: torch.nn.Module, seeds: range) -> torch.Tensor:
-    """z [len(seeds), z_dim], row i drawn from torch.Generator seeded with seeds[i] (device-independent)."""
-    return torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-
-
 @torch.no_grad()
 def generate(G: torch.nn.Module, out: Path, num: int, seed: int, truncation: float, batch: int) -> None:
-    """Write out/seed<seed + i>.png for i < num; class-conditional models get class (seed + i) % c_dim."""
+    """Write out/seed<seed + i>.png for i < num (studio.sampling: latent and class from seed + i)."""
     out.mkdir(parents=True, exist_ok=True)
-    device = next(G.parameters()).device
     with tqdm(total=num, unit="img") as bar:
-        for start in range(0, num, batch):
-            seeds = range(seed + start, seed + min(start + batch, num))
-            z = latents(G, seeds).to(device)
-            c = None
-            if G.c_dim > 0:
-                c = (
-                    torch.nn.functional.one_hot(torch.tensor(list(seeds)) % G.c_dim, G.c_dim)
-                    .float()
-                    .to(device)
-                )
-            img = G(z, c, truncation_psi=truncation, noise_mode="const")
+        for seeds, img in sample_batches(G, num, seed=seed, batch=batch, truncation_psi=truncation):
             img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for s, array in zip(seeds, img, strict=True):
                 Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(

@@ -156,12 +156,36 @@ def test_error_messages(folders, tmp_path, capsys):
     assert code == 2 and "Put pt_inception-2015-12-05-6726825d.pth at" in err
     code, _, err = _run(capsys, f"real={real}", "fake=x", "bogus=1")
     assert code == 2 and "valid keys: real, fake, ckpt, metrics" in err
-    code, _, err = _run(capsys, f"real={real}", "ckpt=model.ckpt")
-    assert code == 2 and "ckpt=PATH is not supported yet" in err
+    code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "ckpt=model.ckpt")
+    assert code == 2 and "give exactly one of fake=PATH (images or .npz) and ckpt=PATH" in err
+    code, _, err = _run(capsys, f"real={real}", f"ckpt={tmp_path / 'model.ckpt'}")
+    assert code == 2 and f"ckpt={tmp_path / 'model.ckpt'}: no such file or folder" in err
 
 
-def test_help_lists_metrics_backbones_and_ckpt_status(capsys):
+def test_help_lists_metrics_backbones_and_ckpt(capsys):
     code, out, _ = _run(capsys, "--help")
     assert code == 0
     assert "fid, kid, is, pr, dc, rarity, prd, abauth" in out and "random_inception" in out
-    assert "ckpt=PATH            generating from a training checkpoint is not supported yet" in out
+    assert "ckpt=PATH            instead of fake=: a studio training checkpoint" in out
+
+
+def test_ckpt_evaluates_the_images_studio_generate_writes(folders, checkpoint, tmp_path, capsys):
+    from studio.cli.generate import main as generate
+
+    real, _ = folders
+    generate([f"ckpt={checkpoint}", f"out={tmp_path / 'generated'}", "num=6", "seed=4"])
+    common = [f"real={real}", "backbone=random_cnn", "metrics=[fid,pr]", "progress=false"]
+    code, _, err = _run(capsys, *common, f"fake={tmp_path / 'generated'}", f"out={tmp_path / 'a.json'}")
+    assert code == 0, err
+    code, _, err = _run(
+        capsys, *common, f"ckpt={checkpoint}", "num_gen=6", "gen_seed=4", f"out={tmp_path / 'b.json'}"
+    )
+    assert code == 0, err
+    from_folder = json.loads((tmp_path / "a.json").read_text())
+    from_ckpt = json.loads((tmp_path / "b.json").read_text())
+    assert from_ckpt["results"]["fid"] == pytest.approx(from_folder["results"]["fid"], rel=1e-5)
+    assert from_ckpt["results"]["precision"] == from_folder["results"]["precision"]
+    assert from_ckpt["protocol"]["counts"]["fake"] == 6
+    assert from_ckpt["protocol"]["sources"]["fake"]["origin"] == "checkpoint"
+    generation = {"gen_seed": 4, "truncation_psi": 1.0, "noise_mode": "const"}
+    assert from_ckpt["protocol"]["generation"] == generation

@@ -1,0 +1,64 @@
+"""Seeded sampling from a generator, shared by studio-generate, studio-eval ckpt= and training metrics.
+
+Image i of a run with seed S comes from the latent drawn by a CPU torch.Generator seeded with S + i
+(class-conditional generators get class (S + i) % c_dim), with constant noise, so a given (weights, S, i)
+always gives the same image whatever the batch size, device or number of images.
+"""
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from studio.training.checkpoint import load_checkpoint
+
+
+def load_generator(path: str, device: torch.device) -> nn.Module:
+    """G_ema from a studio training checkpoint (weights_only load), in eval mode on `device`."""
+    state = load_checkpoint(path)
+    config = state["generator"]
+    if not str(config.get("_target_", "")).startswith("models."):
+        raise ValueError(f"{path}: generator _target_ {config.get('_target_')!r} is not a studio model.")
+    G = instantiate(OmegaConf.create(config))
+    G.load_state_dict(state["G_ema"])
+    return G.eval().requires_grad_(False).to(device)
+
+
+def latents(G: nn.Module, seeds: Sequence[int]) -> torch.Tensor:
+    """z [len(seeds), z_dim], row i drawn from torch.Generator seeded with seeds[i] (device-independent)."""
+    return torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+
+def class_labels(G: nn.Module, seeds: Sequence[int]) -> torch.Tensor | None:
+    """One-hot c [len(seeds), c_dim] with class seed % c_dim, or None for an unconditional generator."""
+    if G.c_dim == 0:
+        return None
+    return nn.functional.one_hot(torch.tensor(list(seeds)) % G.c_dim, G.c_dim).float()
+
+
+@torch.no_grad()
+def sample_batches(
+    G: nn.Module, num: int, seed: int = 0, batch: int = 32, truncation_psi: float = 1.0
+) -> Iterator[tuple[range, torch.Tensor]]:
+    """(seeds, float images [len(seeds), C, R, R] in about [-1, 1]) for images seed .. seed + num - 1."""
+    device = next(G.parameters()).device
+    for start in range(0, num, batch):
+        seeds = range(seed + start, seed + min(start + batch, num))
+        c = class_labels(G, seeds)
+        yield (
+            seeds,
+            G(
+                latents(G, seeds).to(device),
+                None if c is None else c.to(device),
+                truncation_psi=truncation_psi,
+                noise_mode="const",
+            ),
+        )
+
+
+def sample_images(G: nn.Module, num: int, seed: int = 0, batch: int = 32) -> Iterator[torch.Tensor]:
+    """The images of `sample_batches` alone (a source for studio.features.extract_features)."""
+    for _, images in sample_batches(G, num, seed=seed, batch=batch):
+        yield images
