@@ -27,6 +27,8 @@ DEFAULTS = {
     "weights": None,
     "seed": 0,
     "gen_seed": 0,
+    "resolution": None,
+    "resize": None,
     "num_real": None,
     "num_gen": None,
     "batch": 64,
@@ -56,6 +58,8 @@ keys (Hydra override syntax):
   weights=FILE         backbone weights file (default: $STUDIO_CACHE/weights, then installed packages)
   seed=S               initialisation seed of random_* backbones (default 0)
   gen_seed=S           first latent seed of images generated from ckpt= (default 0)
+  resolution=R resize=MODE  bring every image to R x R first (MODE: lanczos, bilinear, center_crop);
+                       without them all images of a set must be square and of one size
   num_real=N num_gen=N use only the first N real / fake images or feature rows (default: all)
   batch=64 device=auto workers=0 cache=true progress=true
   options.FN.KEY=V     keyword of a functional metric, e.g. options.kid.subset_size=100,
@@ -95,6 +99,8 @@ def run(config: DictConfig) -> dict:
         fake=config.fake,
         ckpt=config.ckpt,
         gen_seed=config.gen_seed,
+        resolution=config.resolution,
+        resize=config.resize,
         metrics=metrics,
         backbone=config.backbone,
         weights=config.weights,

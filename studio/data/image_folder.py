@@ -15,7 +15,6 @@ from studio.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, resize_square, 
 from studio.data.image_sources import FolderSource, ZipSource, open_source
 
 LABELS_FILE = "dataset.json"
-_RESIZE_FIX = "data.resize=lanczos|bilinear|center_crop"
 
 
 class CorruptImageError(ValueError):
@@ -29,12 +28,15 @@ def _corrupt(where: str, err: Exception) -> CorruptImageError:
     )
 
 
-def wrong_size_message(where: str, size: tuple[int, int], resolution: int, origin: str) -> str:
+def wrong_size_message(
+    where: str, size: tuple[int, int], resolution: int, origin: str, option_prefix: str = "data."
+) -> str:
     """Error text for an image whose size does not match the dataset resolution."""
     w, h = size
     return (
         f"Image {where} is {w}x{h}, but the dataset resolution is {resolution}x{resolution} ({origin}). "
-        f"All images must be square and of that size. Fix: set {_RESIZE_FIX} to resize on the fly, "
+        f"All images must be square and of that size. Fix: set {option_prefix}resize=lanczos|bilinear|"
+        "center_crop to resize on the fly, "
         f"or preprocess the images to {resolution}x{resolution}."
     )
 
@@ -58,15 +60,17 @@ class ImageFolderDataset(Dataset):
         use_labels: bool = False,
         xflip: bool = False,
         max_size: int | None = None,
+        option_prefix: str = "data.",
     ) -> None:
+        p = self._option_prefix = option_prefix  # how the caller's config names these options, for errors
         if resize is not None and resize not in RESIZE_MODES:
             raise ValueError(f"Unknown resize mode {resize!r}; choose one of {', '.join(RESIZE_MODES)}.")
         if resize is not None and resolution is None:
-            raise ValueError(f"data.resize={resize} needs a target size: set data.resolution as well.")
+            raise ValueError(f"{p}resize={resize} needs a target size: set {p}resolution as well.")
         if resolution is not None and resolution < 1:
-            raise ValueError(f"data.resolution must be a positive number of pixels, got {resolution}.")
+            raise ValueError(f"{p}resolution must be a positive number of pixels, got {resolution}.")
         if max_size is not None and max_size < 1:
-            raise ValueError(f"data.max_size must be >= 1 (or null for all images), got {max_size}.")
+            raise ValueError(f"{p}max_size must be >= 1 (or null for all images), got {max_size}.")
         self.path = os.fspath(path)
         self.resize = resize
         self.use_labels = bool(use_labels)
@@ -102,6 +106,7 @@ class ImageFolderDataset(Dataset):
 
     def _check_sizes(self, resolution: int | None) -> int:
         """Read every header; return the resolution or raise naming the first offending file."""
+        p = self._option_prefix
         sizes = [self._header_size(name) for name in self._names]
         if self.resize == "center_crop":
             return int(resolution)
@@ -111,19 +116,19 @@ class ImageFolderDataset(Dataset):
                 w, h = sizes[bad[0]]
                 raise ValueError(
                     f"Image {self._source.describe(self._names[bad[0]])} is {w}x{h}, not square "
-                    f"({len(bad)} of {len(sizes)} images are not square); data.resize={self.resize} "
-                    "would distort it. Fix: set data.resize=center_crop, or preprocess the images."
+                    f"({len(bad)} of {len(sizes)} images are not square); {p}resize={self.resize} "
+                    f"would distort it. Fix: set {p}resize=center_crop, or preprocess the images."
                 )
             return int(resolution)
         if resolution is None:
             resolution = sizes[0][0]
-            origin = f"set by the first image, {self._names[0]}, as data.resolution is not given"
+            origin = f"set by the first image, {self._names[0]}, as {p}resolution is not given"
         else:
-            origin = f"data.resolution={resolution}"
+            origin = f"{p}resolution={resolution}"
         bad = [i for i, size in enumerate(sizes) if size != (resolution, resolution)]
         if bad:
             message = wrong_size_message(
-                self._source.describe(self._names[bad[0]]), sizes[bad[0]], resolution, origin
+                self._source.describe(self._names[bad[0]]), sizes[bad[0]], resolution, origin, p
             )
             raise ValueError(f"{message} ({len(bad)} of {len(sizes)} images have a wrong size.)")
         return int(resolution)
@@ -175,7 +180,11 @@ class ImageFolderDataset(Dataset):
             return resize_square(rgb, self.resolution, self.resize)
         h, w = rgb.shape[:2]
         if (w, h) != (self.resolution, self.resolution):  # the file changed since construction
-            raise ValueError(wrong_size_message(where, (w, h), self.resolution, "read at construction"))
+            raise ValueError(
+                wrong_size_message(
+                    where, (w, h), self.resolution, "read at construction", self._option_prefix
+                )
+            )
         return rgb
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -189,3 +189,36 @@ def test_ckpt_evaluates_the_images_studio_generate_writes(folders, checkpoint, t
     assert from_ckpt["protocol"]["sources"]["fake"]["origin"] == "checkpoint"
     generation = {"gen_seed": 4, "truncation_psi": 1.0, "noise_mode": "const"}
     assert from_ckpt["protocol"]["generation"] == generation
+
+
+def test_zip_input_matches_the_folder(folders, tmp_path, capsys):
+    import zipfile
+
+    real, fake = folders
+    archive = tmp_path / "fake.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for png in sorted(fake.iterdir()):
+            zf.write(png, f"nested/{png.name}")
+    common = [f"real={real}", "backbone=random_cnn", "metrics=[fid,kid]", "progress=false"]
+    assert _run(capsys, *common, f"fake={fake}", f"out={tmp_path / 'a.json'}")[0] == 0
+    assert _run(capsys, *common, f"fake={archive}", f"out={tmp_path / 'b.json'}")[0] == 0
+    a, b = (json.loads((tmp_path / n).read_text())["results"] for n in ("a.json", "b.json"))
+    assert a == b
+
+
+def test_non_square_images_need_resize_and_the_error_names_the_eval_keys(folders, tmp_path, capsys):
+    real, _ = folders
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(wide / f"{i}.png")
+    common = [f"real={real}", f"fake={wide}", "backbone=random_cnn", "metrics=[fid]", "progress=false"]
+    code, _, err = _run(capsys, *common, "out=null")
+    assert code == 2
+    assert "is 24x16, but the dataset resolution is 24x24" in err
+    assert "Fix: set resize=lanczos|bilinear|center_crop" in err and "data.resize" not in err
+    code, _, err = _run(capsys, *common, "resolution=16", "resize=center_crop", f"out={tmp_path / 'r.json'}")
+    assert code == 0, err
+    protocol = json.loads((tmp_path / "r.json").read_text())["protocol"]
+    assert protocol["image_sizing"] == {"resolution": 16, "resize": "center_crop"}
