@@ -80,3 +80,16 @@ def test_fid_from_stats_rejects_nan():
 def test_feature_stats_needs_two_samples():
     with pytest.raises(ValueError, match="features has 1 sample; a covariance needs at least 2"):
         feature_stats(np.zeros((1, 4)))
+
+
+def test_ddof_zero_is_the_maximum_likelihood_covariance():
+    real, fake = _features(50, 6, 3), _features(60, 6, 4, scale=1.2)
+    _, sigma = feature_stats(real, ddof=0)
+    np.testing.assert_allclose(sigma, np.cov(real.astype(np.float64), rowvar=False, ddof=0), rtol=1e-10)
+    s1 = np.cov(real.astype(np.float64), rowvar=False, ddof=0)
+    s2 = np.cov(fake.astype(np.float64), rowvar=False, ddof=0)
+    expected = _scipy_fid(real.mean(0).astype(np.float64), s1, fake.mean(0).astype(np.float64), s2)
+    assert fid(real, fake, ddof=0) == pytest.approx(expected, rel=1e-6)
+    assert fid(real, fake, ddof=0) != pytest.approx(fid(real, fake), rel=1e-6)
+    with pytest.raises(ValueError, match=r"ddof must be 0 \(divide by N\) or 1 \(divide by N - 1\), got 2"):
+        fid(real, fake, ddof=2)

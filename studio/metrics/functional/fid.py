@@ -1,7 +1,8 @@
 """Fréchet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule").
 
-FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), with float64 statistics and the unbiased
-(N - 1) covariance, as torch-fidelity, pytorch-fid, torchmetrics and the NVlabs code use.
+FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), with float64 statistics and by default
+the unbiased (N - 1) covariance, as torch-fidelity, pytorch-fid, torchmetrics and the NVlabs code use
+(ddof=0 gives the maximum-likelihood N covariance).
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import torch
 from studio.metrics.functional._inputs import FeatureArray, as_feature_pair, as_features
 
 
-def feature_stats(features: FeatureArray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and unbiased covariance (D, D) of features (N, D), both float64 numpy arrays.
+def feature_stats(features: FeatureArray, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of features (N, D), both float64 numpy arrays.
 
+    The covariance divides by N - ddof (1: unbiased, the FID convention; 0: maximum likelihood).
     Computed in float64 on the features' device (a GPU makes the 2048-d covariance instant).
     """
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 (divide by N) or 1 (divide by N - 1), got {ddof!r}")
     x = as_features(features, "features")
     if x.shape[0] < 2:
         raise ValueError(f"features has {x.shape[0]} sample; a covariance needs at least 2")
     x = x.double()
     mu = x.mean(dim=0)
     centered = x - mu
-    sigma = centered.T @ centered / (x.shape[0] - 1)
+    sigma = centered.T @ centered / (x.shape[0] - ddof)
     return mu.cpu().numpy(), sigma.cpu().numpy()
 
 
@@ -82,7 +86,9 @@ def fid_from_stats(
     return float(diff @ diff) + trace_term - 2.0 * trace_sqrt_product(s1, s2)
 
 
-def fid(real: FeatureArray, fake: FeatureArray) -> float:
-    """FID between real (N, D) and fake (M, D) features; a plain float (lower is better)."""
+def fid(real: FeatureArray, fake: FeatureArray, ddof: int = 1) -> float:
+    """FID between real (N, D) and fake (M, D) features; a plain float (lower is better).
+
+    ddof: covariance divisor N - ddof (1 is the standard protocol; see feature_stats)."""
     real_t, fake_t = as_feature_pair(real, fake)
-    return fid_from_stats(*feature_stats(real_t), *feature_stats(fake_t))
+    return fid_from_stats(*feature_stats(real_t, ddof), *feature_stats(fake_t, ddof))
