@@ -33,7 +33,7 @@ def test_metrics_equal_the_functional_core_on_independently_extracted_features(t
 
     backbone = create_backbone("random_cnn")
     reals = torch.stack([dataset[i][0] for i in range(24)])  # the mirrored copies are not real samples
-    z = torch.randn([20, 8], generator=torch.Generator().manual_seed(3))
+    z = torch.stack([torch.randn(8, generator=torch.Generator().manual_seed(3 + i)) for i in range(20)])
     with torch.no_grad():
         fakes = G(z, None, noise_mode="const")
     real = extract_features(reals, backbone, progress=False)["pool"]
