@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     device = args["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    G = load_generator(args["ckpt"], torch.device(device))
+    try:
+        G = load_generator(args["ckpt"], torch.device(device))
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        # A missing, foreign or damaged checkpoint: one line, as for argument errors (exit status 2).
+        print(f"studio-generate: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     generate(G, Path(args["out"]), args["num"], args["seed"], args["truncation"], args["batch"])
 
 

@@ -7,9 +7,11 @@ A checkpoint is a dict loadable with torch.load(weights_only=True):
   progress      {"cur_nimg", "step", "batch", "world_size"}  (images shown, optimizer steps)
   rng           one entry per rank: {"torch", "cuda", "numpy", "python"} generator states
   generator     the resolved `model.generator` config (for studio-generate); config: the run's YAML
+  run           {"seed", "dataset_length", "dataset_fingerprint"}: checked on resume (a change is warned)
 """
 
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -58,11 +60,15 @@ def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # also Ctrl-C: never leave a partial temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -82,7 +88,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        # torch's own text suggests weights_only=False, which would run pickled code: not repeated here.
+        raise ValueError(
+            f"Cannot read checkpoint '{path}' ({type(err).__name__}): the file is truncated, damaged or "
+            "not a torch checkpoint; use a checkpoint written by studio-train (e.g. checkpoints/last.ckpt)."
+        ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(

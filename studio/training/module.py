@@ -200,8 +200,10 @@ class StyleGAN2Module(L.LightningModule):
             raise TrainingDiverged(
                 f"{', '.join(f'{name} = {values[name]}' for name in bad)} at kimg {self.cur_kimg:.3f} "
                 f"(step {self.num_steps}): training diverged and was stopped; the last checkpoint written "
-                "before this step is intact. Lower the learning rate, raise loss.gamma, or resume from an "
-                "earlier checkpoint with a different seed."
+                "before this step is intact. Resume (resume=auto) with a larger loss.gamma, or start a new "
+                "run with a lower learning rate: a resume restores the optimizer state (learning rate "
+                "included) and the random state, so with unchanged settings it diverges again, whatever "
+                "seed is set."
             )
 
     def training_state(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import secrets
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
@@ -23,9 +25,35 @@ from studio.training.module import StyleGAN2Module
 log = logging.getLogger(__name__)
 
 SINGLE_PROCESS_STRATEGIES = ("auto", "single_device")
+WANDB_ID_FILE = "wandb_id.txt"
 
 # G_ema is in eval mode on purpose; Lightning warns about any module in eval mode at the start of fit.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+def instantiate_dataset(cfg: DictConfig) -> Any:
+    """cfg.data.dataset instantiated; a ValueError/FileNotFoundError of the dataset is re-raised as is
+    (Hydra wraps it in "Error in call to target ...", which hides the dataset's own message)."""
+    try:
+        return instantiate(cfg.data.dataset)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, FileNotFoundError)):
+            raise err.__cause__ from None
+        raise
+
+
+def check_resolution(cfg: DictConfig) -> None:
+    """StyleGAN2 doubles the resolution from 4x4 in every block, so it needs a power of two >= 4."""
+    resolution = int(cfg.data.resolution)
+    if resolution >= 4 and resolution & (resolution - 1) == 0:
+        return
+    fix = f"data.resolution={max(4, 1 << (resolution - 1).bit_length())}"
+    if "resize" in cfg.data:  # image datasets: resize to the next power of two while loading
+        fix += f" data.resize={cfg.data.resize or 'lanczos'} to resize the images on the fly"
+    raise ValueError(
+        f"The dataset resolution is {resolution}x{resolution}, but StyleGAN2 needs a power of two >= 4 "
+        f"(4, 8, 16, 32, ...). Fix: {fix}."
+    )
 
 
 def resolve_data(cfg: DictConfig) -> Any:
@@ -33,7 +61,7 @@ def resolve_data(cfg: DictConfig) -> Any:
     from the number of classes when data.use_labels."""
     if "path" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "path"):  # noqa: SIM118 (`in` skips ???)
         raise ValueError("This dataset needs data.path=/path/to/images (a folder or a .zip of images).")
-    dataset = instantiate(cfg.data.dataset)
+    dataset = instantiate_dataset(cfg)
     with open_dict(cfg):
         if cfg.data.resolution is None:
             cfg.data.resolution = int(dataset.resolution)
@@ -45,7 +73,39 @@ def resolve_data(cfg: DictConfig) -> Any:
         raise ValueError(
             f"The dataset's images are {dataset.resolution}px but data.resolution={cfg.data.resolution}."
         )
+    check_resolution(cfg)
     return dataset
+
+
+def run_identity(cfg: DictConfig, dataset: Any) -> dict[str, Any]:
+    """What a resumed run must share with its checkpoint to continue exactly: the seed (data order,
+    sample and metric latents) and the dataset (its fingerprint when it has one, else its length)."""
+    fingerprint = dataset.fingerprint() if hasattr(dataset, "fingerprint") else None
+    return {"seed": int(cfg.seed), "dataset_length": len(dataset), "dataset_fingerprint": fingerprint}
+
+
+def warn_if_run_differs(saved: dict[str, Any] | None, current: dict[str, Any]) -> None:
+    """One warning line per difference between the checkpoint's run identity and this run's."""
+    if saved is None:  # checkpoints written before run identities were stored
+        return
+    if saved["seed"] != current["seed"]:
+        log.warning(
+            "seed=%s differs from the checkpoint's seed=%s: the random state continues from the checkpoint, "
+            "but the data order and the sample/metric latents change, so this is not an exact continuation.",
+            current["seed"],
+            saved["seed"],
+        )
+    fingerprints = saved["dataset_fingerprint"], current["dataset_fingerprint"]
+    fingerprint_changed = None not in fingerprints and fingerprints[0] != fingerprints[1]
+    if saved["dataset_length"] != current["dataset_length"] or fingerprint_changed:
+        log.warning(
+            "The dataset differs from the checkpoint's (%d images, fingerprint %s; the checkpoint's: %d "
+            "images, %s): the data order is not an exact continuation.",
+            current["dataset_length"],
+            current["dataset_fingerprint"],
+            saved["dataset_length"],
+            saved["dataset_fingerprint"],
+        )
 
 
 def resume_path(resume: str | None, run_dir: Path) -> Path | None:
@@ -65,13 +125,30 @@ def resume_path(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
-def build_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """One Lightning logger per entry of the `logger` group that has a _target_."""
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of `run_dir`: drawn at the first start and stored in run_dir/wandb_id.txt, read back
+    on resume so that the resumed run continues the same W&B run."""
+    path = run_dir / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(8)  # W&B run ids may use [a-z0-9]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def build_loggers(cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
+    """One Lightning logger per entry of the `logger` group that has a _target_; a W&B logger without an
+    `id` gets the run dir's stable id (wandb_run_id)."""
     if not cfg:
         return []
-    return [
-        instantiate(entry) for entry in cfg.values() if isinstance(entry, DictConfig) and "_target_" in entry
-    ]
+    loggers = []
+    for entry in cfg.values():
+        if not (isinstance(entry, DictConfig) and "_target_" in entry):
+            continue
+        wandb_without_id = entry._target_.endswith(".WandbLogger") and entry.get("id") is None
+        loggers.append(instantiate(entry, **({"id": wandb_run_id(run_dir)} if wandb_without_id else {})))
+    return loggers
 
 
 def build_strategy(trainer_cfg: DictConfig) -> Any:
@@ -131,9 +208,12 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
 
     module = build_module(cfg)
     datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)
+    identity = run_identity(cfg, dataset)
     checkpoint = resume_path(cfg.resume, run_dir)
     if checkpoint is not None:
-        module.load_training_state(load_checkpoint(checkpoint))
+        state = load_checkpoint(checkpoint)
+        module.load_training_state(state)
+        warn_if_run_differs(state.get("run"), identity)
         datamodule.start_nimg = module.cur_nimg
         log.info("Resuming from %s at kimg %.3f.", checkpoint, module.cur_kimg)
     if module.done:
@@ -152,7 +232,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
             batch=cfg.eval.batch,
             seed=cfg.seed,
         )
-    extra = {"generator": OmegaConf.to_container(cfg.model.generator, resolve=True), "config": config_yaml}
+    extra = {
+        "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),
+        "config": config_yaml,
+        "run": identity,
+    }
     callbacks = [
         SampleGrid(run_dir / "samples", cfg.eval.every_kimg, grid=cfg.eval.grid, seed=cfg.seed),
         MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg, evaluate=evaluate),
@@ -164,8 +248,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     trainer = instantiate(
         cfg.trainer,
         strategy=build_strategy(cfg.trainer),
-        logger=build_loggers(cfg.logger),
+        logger=build_loggers(cfg.logger, run_dir),
         callbacks=callbacks,
     )
+    hyperparams = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hyperparams)
     trainer.fit(module, datamodule=datamodule)
     return module

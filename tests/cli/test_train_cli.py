@@ -2,11 +2,17 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
+
+from studio.data.image_folder import ImageFolderDataset
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -40,7 +46,12 @@ def studio_train(*args: str) -> subprocess.CompletedProcess:
 def test_train_writes_a_complete_run_dir_and_resume_auto_continues(tmp_path: Path) -> None:
     run = studio_train(*TINY, f"run_dir={tmp_path}", "train.kimg=0.024")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "kimg" in run.stderr  # the progress bar counts kimg
+    # The kimg progress bar, finished: 0.024 kimg of 0.024 (shown with 2 decimals) with the latest losses.
+    bar = (
+        r"^100%\|█+\| 0\.02/0\.02 kimg \[\d\d:\d\d<00:00, "
+        r"G=[^,]+, G_pl=[^,]+, D=[^,]+, D_r1=[^,]+, pl_mean=[^\]]+\]"
+    )
+    assert re.search(bar, run.stderr, re.MULTILINE), run.stderr[-2000:]  # text mode: tqdm's \r is a \n
     config = (tmp_path / "config.yaml").read_text()
     assert f"run_dir: {tmp_path}" in config and "kimg: 0.024" in config
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -81,3 +92,18 @@ def test_folder_data_without_a_path_is_a_clear_error(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "ValueError: This dataset needs data.path=/path/to/images" in run.stdout + run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_dataset_error_is_the_dataset_message_alone(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, (height, width) in {"a.png": (16, 16), "b.png": (16, 16), "c.png": (12, 16)}.items():
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(images / name)
+    with pytest.raises(ValueError) as expected:
+        ImageFolderDataset(images)
+    run = studio_train(f"run_dir={tmp_path / 'run'}", "data=folder", f"data.path={images}")
+    assert run.returncode == 1
+    output = run.stdout + run.stderr
+    assert f"ValueError: {expected.value}" in output
+    assert "c.png is 16x12" in str(expected.value)
+    assert "Error in call to target" not in output and "Traceback" not in output

@@ -12,7 +12,6 @@ from studio.cli.train import CONFIG_DIR
 # exercises every phase. One step = 4 images.
 TINY = [
     "data.resolution=16",
-    "data.dataset.size=64",
     "data.num_workers=0",
     "model.z_dim=8",
     "model.w_dim=8",
@@ -31,8 +30,10 @@ TINY = [
 
 
 def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
+    # 64 procedural shapes, unless the test chooses another dataset (data=folder has no data.dataset.size).
+    shapes = [] if any(o.startswith("data=") for o in overrides) else ["data.dataset.size=64"]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[*TINY, f"run_dir={run_dir}", *overrides])
+        return compose("train", overrides=[*TINY, *shapes, f"run_dir={run_dir}", *overrides])
 
 
 @pytest.fixture
@@ -43,5 +44,5 @@ def tiny_cfg():
 
 @pytest.fixture
 def tiny_overrides() -> list[str]:
-    """The TINY overrides, for running studio-train as a subprocess."""
-    return list(TINY)
+    """The TINY overrides on the shapes dataset, for running studio-train as a subprocess."""
+    return [*TINY, "data.dataset.size=64"]

@@ -121,7 +121,12 @@ def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:
         several = compose("train", overrides=[f"run_dir={tmp_path}", "logger=[tensorboard,csv]"])
         wandb = compose("train", overrides=[f"run_dir={tmp_path}", "logger=wandb", "logger.offline=true"])
         none = compose("train", overrides=[f"run_dir={tmp_path}", "logger=none"])
-    assert [type(x) for x in build_loggers(several.logger)] == [TensorBoardLogger, CSVLogger]
-    (offline,) = build_loggers(wandb.logger)
+    assert [type(x) for x in build_loggers(several.logger, tmp_path)] == [TensorBoardLogger, CSVLogger]
+    (offline,) = build_loggers(wandb.logger, tmp_path)
     assert isinstance(offline, WandbLogger) and offline._offline is True
-    assert build_loggers(none.logger) == []
+    # A stable W&B run id, drawn once per run dir, continued on resume.
+    run_id = (tmp_path / "wandb_id.txt").read_text().strip()
+    assert offline._wandb_init["id"] == run_id and offline._wandb_init["resume"] == "allow"
+    (again,) = build_loggers(wandb.logger, tmp_path)
+    assert again._wandb_init["id"] == run_id
+    assert build_loggers(none.logger, tmp_path) == []

@@ -1,5 +1,6 @@
 """Exact resume, checkpoint contents, and the NaN stop that leaves the last good checkpoint intact."""
 
+import logging
 import math
 import os
 import signal
@@ -8,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 
+from studio.data.shapes import ShapesDataset
 from studio.training.checkpoint import load_checkpoint
 from studio.training.loss import StyleGAN2Loss
 from studio.training.module import TrainingDiverged
@@ -31,14 +33,17 @@ def assert_states_equal(a: dict, b: dict, where: str = "") -> None:
         assert a == b, where
 
 
-def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_cfg) -> None:
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_cfg, num_workers) -> None:
     # 8 steps straight vs 4 steps + resume=auto for 4 more (R1 at steps 0, 3, 6; path length at 0, 2, 4, 6).
+    # With a worker process the data stream must continue exactly too (sampler position, worker seeding).
+    opts = ("ckpt.every_kimg=100", f"data.num_workers={num_workers}")
     straight = tmp_path / "straight"
-    train(tiny_cfg(straight, "train.kimg=0.032", "ckpt.every_kimg=100"))
+    train(tiny_cfg(straight, "train.kimg=0.032", *opts))
     split = tmp_path / "split"
-    first = train(tiny_cfg(split, "train.kimg=0.016", "ckpt.every_kimg=100"))
+    first = train(tiny_cfg(split, "train.kimg=0.016", *opts))
     assert first.cur_nimg == 16 and first.num_steps == 4
-    resumed = train(tiny_cfg(split, "train.kimg=0.032", "ckpt.every_kimg=100", "resume=auto"))
+    resumed = train(tiny_cfg(split, "train.kimg=0.032", *opts, "resume=auto"))
     assert resumed.cur_nimg == 32 and resumed.num_steps == 8
 
     a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
@@ -55,7 +60,10 @@ def test_checkpoint_holds_the_complete_state(tmp_path, tiny_cfg) -> None:
     assert ckpts == ["kimg-000000.004.ckpt", "kimg-000000.008.ckpt", "last.ckpt"]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert set(state) == {
-        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "generator", "config"
+        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "generator", "config", "run"
+    }  # fmt: skip
+    assert state["run"] == {
+        "seed": 0, "dataset_length": 64, "dataset_fingerprint": ShapesDataset(16, size=64).fingerprint()
     }  # fmt: skip
     assert set(state["rng"][0]) == {"torch", "cuda", "numpy", "python"}
     assert state["generator"]["_target_"] == "models.stylegan2.Generator"
@@ -71,6 +79,29 @@ def test_resume_with_a_different_batch_is_refused(tmp_path, tiny_cfg) -> None:
         train(tiny_cfg(tmp_path, "train.kimg=0.008", "train.batch=8", "resume=auto"))
 
 
+def test_resume_warns_when_the_seed_or_the_dataset_differ(tmp_path, tiny_cfg, caplog) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.004"))
+    caplog.set_level(logging.WARNING, logger="studio.training.run")
+    train(tiny_cfg(tmp_path, "train.kimg=0.008", "resume=auto"))
+    assert [r for r in caplog.records if r.name == "studio.training.run"] == []
+
+    train(tiny_cfg(tmp_path, "train.kimg=0.012", "resume=auto", "seed=1"))
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "studio.training.run"]
+    assert warning == (
+        "seed=1 differs from the checkpoint's seed=0: the random state continues from the checkpoint, but "
+        "the data order and the sample/metric latents change, so this is not an exact continuation."
+    )
+    caplog.clear()
+    train(tiny_cfg(tmp_path, "train.kimg=0.016", "resume=auto", "seed=1", "data.dataset.size=32"))
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "studio.training.run"]
+    old, new = ShapesDataset(16, size=64).fingerprint(), ShapesDataset(16, size=32).fingerprint()
+    assert warning == (
+        f"The dataset differs from the checkpoint's (32 images, fingerprint {new}; the checkpoint's: 64 "
+        f"images, {old}): the data order is not an exact continuation."
+    )
+    assert "\n" not in warning
+
+
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, tiny_cfg, monkeypatch) -> None:
     real_generator_loss = StyleGAN2Loss.generator_loss
     calls = {"n": 0}
@@ -82,7 +113,11 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, ti
 
     monkeypatch.setattr(StyleGAN2Loss, "generator_loss", poisoned)
     with pytest.raises(
-        TrainingDiverged, match=r"^loss/G = nan, .* at kimg 0\.008 \(step 2\): training diverged"
+        TrainingDiverged,
+        match=r"^loss/G = nan, .* at kimg 0\.008 \(step 2\): training diverged .* Resume \(resume=auto\) "
+        r"with a larger loss\.gamma, or start a new run with a lower learning rate: a resume restores the "
+        r"optimizer state \(learning rate included\) and the random state, so with unchanged settings it "
+        r"diverges again, whatever seed is set\.$",
     ):
         train(tiny_cfg(tmp_path, "train.kimg=0.02", "ckpt.every_kimg=0.004"))
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
