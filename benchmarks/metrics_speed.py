@@ -5,6 +5,8 @@
     python benchmarks/metrics_speed.py --gpu      # also the 50k x 50k 4096-d whole family on CUDA
 
 Ratios are measured within one run (the machine may be shared); each time is the best of --repeats.
+On a CPU shared with other jobs, run with OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise
+spin while waiting for a preempted sibling, which made our 2-thread timings 2-5x slower under load.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -109,7 +112,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     scale = 4 if args.quick else 1
     compare_prdc(10000 // scale, 64, args.repeats)
     compare_prdc(5000 // scale, 2048, args.repeats)

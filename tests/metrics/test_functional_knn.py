@@ -13,6 +13,7 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 from studio.metrics.functional import (
     RealManifold,
     density_coverage,
+    knn,
     knn_metrics,
     precision_recall,
     rarity_score,
@@ -62,6 +63,22 @@ def test_prdc_parity_float32(sets):
     )
     # float32 distances may flip a membership that sits within round-off of a radius: allow one.
     assert ours == pytest.approx(_prdc(real, fake, 5), abs=1.0 / 600 + 1e-12)
+
+
+def test_deep_float32_features_match_prdc_and_brute_force():
+    """300-d float32 on a CPU takes the oneDNN matmul path (D >= 254) and 2-3 triangular row blocks."""
+    rng = np.random.default_rng(4)
+    real = rng.standard_normal((600, 300)).astype(np.float32)
+    fake = (rng.standard_normal((500, 300)) * 1.05 + 0.05).astype(np.float32)
+    if torch.backends.mkldnn.is_available():
+        assert knn._use_onednn(torch.from_numpy(real))
+    ours = knn_metrics(
+        real, fake, ("precision", "recall", "density", "coverage"), k_pr=5, k_dc=5, strict=True
+    )
+    assert ours == pytest.approx(_prdc(real, fake, 5), abs=1.0 / 500 + 1e-12)
+    got = knn_squared_distances(torch.from_numpy(real), 5, 0).double().sqrt().numpy()
+    expected = np.stack([_brute_radii(real.astype(np.float64), k) for k in range(1, 6)], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_torch_fidelity_precision_recall_parity(sets):
@@ -121,6 +138,17 @@ def test_knn_radii_match_brute_force_with_duplicates():
         got = knn_squared_distances(torch.from_numpy(x), 4, block_size).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert RealManifold(x, k_max=4).radii(1)[10] == pytest.approx(0.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("length", [1279, 1280, 1300, 5000])
+def test_row_smallest_k_equals_topk_with_ties_and_tails(length):
+    x = torch.from_numpy(np.random.default_rng(5).standard_normal((6, length)).astype(np.float32))
+    x[0] = 1.0  # a row of ties
+    x[:, 7] = -0.5  # a tie shared by every row
+    x[1, -1] = -10.0  # the minimum in the partial tail chunk
+    x[2, ::97] = float("inf")
+    for k in (1, 3, 5):
+        assert torch.equal(knn.row_smallest_k(x, k), x.topk(k, dim=1, largest=False).values)
 
 
 def test_real_manifold_reuse_equals_one_shot(sets):

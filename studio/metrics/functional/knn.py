@@ -49,12 +49,20 @@ def block_ranges(n: int, block_size: int) -> Iterator[slice]:
 
 def augment_left(x: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
     """[x, 1, |x|^2] (N, D + 2): with `augment_right`, one matmul yields |x|^2 + bias - 2 x.y."""
-    return torch.cat([x, torch.ones_like(x_sq).unsqueeze(1), x_sq.unsqueeze(1)], dim=1)
+    out = x.new_empty(x.shape[0], x.shape[1] + 2)
+    out[:, :-2] = x
+    out[:, -2] = 1
+    out[:, -1] = x_sq
+    return out
 
 
 def augment_right(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """[-2y, bias, 1] (M, D + 2); bias = |y|^2 gives squared distances, |y|^2 - r^2 ball margins."""
-    return torch.cat([-2 * y, bias.unsqueeze(1), torch.ones_like(bias).unsqueeze(1)], dim=1)
+    out = y.new_empty(y.shape[0], y.shape[1] + 2)
+    torch.mul(y, -2, out=out[:, :-2])
+    out[:, -2] = bias
+    out[:, -1] = 1
+    return out
 
 
 class Workspace:
@@ -104,11 +112,11 @@ def pairwise_terms(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor | 
 
 
 # Exact k smallest of each long row in two steps: the minima of chunks of this many entries (one
-# vectorised pass), then a top-k over the entries of the k chunks with the smallest minima. Every
-# entry below the k-th smallest value sits in a chunk whose minimum is below it too, so those k
-# chunks hold the k smallest values (ties included) and the result is exactly `topk`'s; on the CPU
-# it took about half of `topk`'s time on 10000-long rows. (Along columns the gather is strided and
-# slower than `topk`, so columns use `topk`.)
+# vectorised pass), then a top-k over the entries of the k chunks with the smallest minima (plus the
+# tail that does not fill a chunk). Every entry below the k-th smallest value sits in a chunk whose
+# minimum is below it too, so those chunks hold the k smallest values (ties included) and the result
+# is exactly `topk`'s; on the CPU it took about half of `topk`'s time on 10000-long rows. (Along
+# columns the gather is strided and slower than `topk`, so columns use `topk`.)
 _CHUNK = 64
 
 
@@ -119,13 +127,11 @@ def row_smallest_k(d: torch.Tensor, k: int) -> torch.Tensor:
     if length < 4 * k * _CHUNK or d.device.type != "cpu":
         return d.topk(k, dim=1, largest=False).values
     n_full = length // _CHUNK
-    minima = d[:, : n_full * _CHUNK].unflatten(1, (n_full, _CHUNK)).amin(2)
+    chunked = d[:, : n_full * _CHUNK].unflatten(1, (n_full, _CHUNK))
+    best_chunks = chunked.amin(2).topk(k, dim=1, largest=False).indices
+    candidates = chunked.gather(1, best_chunks.unsqueeze(2).expand(-1, -1, _CHUNK)).flatten(1)
     if length > n_full * _CHUNK:
-        minima = torch.cat([minima, d[:, n_full * _CHUNK :].amin(1, keepdim=True)], dim=1)
-    chunks = minima.topk(k, dim=1, largest=False).indices
-    index = (chunks.unsqueeze(2) * _CHUNK + torch.arange(_CHUNK, device=d.device)).flatten(1)
-    outside = index >= length
-    candidates = d.gather(1, index.clamp_(max=length - 1)).masked_fill_(outside, float("inf"))
+        candidates = torch.cat([candidates, d[:, n_full * _CHUNK :]], dim=1)
     return candidates.topk(k, dim=1, largest=False).values
 
 
@@ -133,17 +139,21 @@ def _merge_smallest(best: torch.Tensor, candidates: torch.Tensor, k: int) -> tor
     return torch.cat([best, candidates], dim=1).topk(k, dim=1, largest=False, sorted=True).values
 
 
-def knn_squared_distances(x: torch.Tensor, k: int, block_size: int) -> torch.Tensor:
+def knn_squared_distances(
+    x: torch.Tensor, k: int, block_size: int, left: torch.Tensor | None = None
+) -> torch.Tensor:
     """Ascending squared distances from each row of x (N, D) to its k nearest other rows; (N, k).
 
     The sample itself is excluded (its diagonal entry is set to +inf); exact duplicates elsewhere
     count as neighbours at distance 0. Distances are symmetric, so only blocks on or right of the
     diagonal are computed (about half the matmul work): each block serves the k-NN of its rows and,
     through a column-wise top-k, of its columns. CPU blocks span every remaining column.
+    `left` is `augment_left(x, |x|^2)` when the caller has built it already.
     """
     n = x.shape[0]
-    x_sq = (x * x).sum(dim=1)
-    left, right = augment_left(x, x_sq), augment_right(x, x_sq)
+    x_sq = (x * x).sum(dim=1) if left is None else left[:, -1]
+    left = augment_left(x, x_sq) if left is None else left
+    right = augment_right(x, x_sq)
     row_block = block_size if block_size > 0 else symmetric_row_block(n)
     best = torch.full((n, k), float("inf"), dtype=x.dtype, device=x.device)
     workspace = Workspace()

@@ -64,7 +64,8 @@ class RealManifold:
         self.features = (real_t.to(self.dtype) - self.center.to(self.dtype)).contiguous()
         self.sq_norms = (self.features * self.features).sum(dim=1)
         with fp32_matmul_precision(allow_tf32):
-            self.knn_sq = knn_squared_distances(self.features, k_max, self.block_size)
+            left = augment_left(self.features, self.sq_norms)
+            self.knn_sq = knn_squared_distances(self.features, k_max, self.block_size, left=left)
 
     @property
     def k_max(self) -> int:
@@ -158,7 +159,8 @@ class _CrossPass:
         self.fake_terms = augment_left(fake, (fake * fake).sum(dim=1))
         if "recall" in wanted:
             check_enough_samples(fake.shape[0], k_pr, "fake")
-            self.fake_radius_sq = knn_squared_distances(fake, k_pr, self.block_size)[:, k_pr - 1]
+            fake_knn_sq = knn_squared_distances(fake, k_pr, self.block_size, left=self.fake_terms)
+            self.fake_radius_sq = fake_knn_sq[:, k_pr - 1]
         self.realism_columns = 0
         if "realism" in wanted:
             radius = radius_sq[k_pr].sqrt()
@@ -222,12 +224,6 @@ class _CrossPass:
             radius_sq = self.radius_sq[self.k_rarity][cols]
             keep_min(acc["rarity"][rows], torch.where(found > 0, radius_sq[first], float("inf")))
         base_radius_sq = self.radius_sq[self.base_k][cols]
-        if "recall" in self.wanted:
-            # |f - r|^2 - radius_f^2 = base + radius_base(r)^2 - radius_f^2; the r term leaves the min.
-            fake_margin = torch.sub(
-                base, self.fake_radius_sq[rows].unsqueeze(1), out=self.buffer("scratch", base.shape)
-            )
-            keep_min(acc["recall"][cols], fake_margin.amin(dim=0) + base_radius_sq)
         if "realism" in self.wanted and cols.start < self.realism_columns:
             stop = min(cols.stop, self.realism_columns) - cols.start
             d = torch.add(
@@ -239,6 +235,11 @@ class _CrossPass:
             d.clamp_(min=torch.finfo(d.dtype).tiny)
             ratio = torch.div(self.realism_radius_sq[cols.start : cols.start + stop].unsqueeze(0), d, out=d)
             torch.maximum(acc["realism"][rows], ratio.amax(dim=1), out=acc["realism"][rows])
+        if "recall" in self.wanted:
+            # |f - r|^2 - radius_f^2 = base + radius_base(r)^2 - radius_f^2; the r term leaves the min.
+            # Last use of the block, so the fake radii are subtracted in place.
+            fake_margin = base.sub_(self.fake_radius_sq[rows].unsqueeze(1))
+            keep_min(acc["recall"][cols], fake_margin.amin(dim=0) + base_radius_sq)
 
     def _inside_mask(self, base: torch.Tensor, k: int, cols: slice) -> torch.Tensor:
         """0/1 float mask of fakes inside the k-NN balls: M_k <= 0 written as base <= -shift_k."""
