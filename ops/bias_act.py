@@ -52,10 +52,8 @@ def bias_act(
     gain: defaults to sqrt(2) for relu, lrelu, swish and 1 otherwise; clamp: None for no clamping.
     impl: "auto" | "cuda" | "ref". Returns a tensor shaped like x; differentiable twice.
     """
-    fn = _dispatch.cuda_impl("bias_act", impl, x)
-    if fn is not None:
-        return fn(x=x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
-    return bias_act_ref(x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    fn = _dispatch.cuda_impl("bias_act", impl, x) or bias_act_ref
+    return fn(x=x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
 
 
 def bias_act_ref(

@@ -7,10 +7,9 @@ nonlinearity runs at the higher sampling rate, between an interpolation and a lo
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ops import _dispatch
-from ops.bias_act import clamped_rectifier_
+from ops.bias_act import bias_act_ref, clamped_rectifier_
 from ops.upfirdn2d import Pair, parse_padding, upfirdn2d_ref
 
 
@@ -35,23 +34,9 @@ def filtered_lrelu(
     (px, py) or (px0, px1, py0, py1) applied to the upsampled image. slope: negative slope;
     clamp: None for no clamping. Output: [N, C, (H*up + py0 + py1 - fuh + 1 - fdh + down) // down, ...].
     """
-    fn = _dispatch.cuda_impl("filtered_lrelu", impl, x)
-    if fn is not None:
-        return fn(
-            x=x,
-            fu=fu,
-            fd=fd,
-            b=b,
-            up=up,
-            down=down,
-            padding=padding,
-            gain=gain,
-            slope=slope,
-            clamp=clamp,
-            flip_filter=flip_filter,
-        )
-    return filtered_lrelu_ref(
-        x,
+    fn = _dispatch.cuda_impl("filtered_lrelu", impl, x) or filtered_lrelu_ref
+    return fn(
+        x=x,
         fu=fu,
         fd=fd,
         b=b,
@@ -90,9 +75,7 @@ def filtered_lrelu_ref(
         x = clamped_rectifier_(x, "lrelu", slope, clamp)
     else:
         x = upfirdn2d_ref(x, fu, up=up, padding=padding, gain=up**2, flip_filter=flip_filter)
-        x = F.leaky_relu(x, slope) * gain
-        if clamp is not None:
-            x = x.clamp(-clamp, clamp)
+        x = bias_act_ref(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
     return upfirdn2d_ref(x, fd, down=down, flip_filter=flip_filter)
 
 

@@ -70,10 +70,8 @@ def upfirdn2d(
     padding: int, (px, py) or (px0, px1, py0, py1); negative values crop. flip_filter: correlate
     instead of convolve. Returns [N, C, (H*up + py0 + py1 - fh + down) // down, (likewise for W)].
     """
-    fn = _dispatch.cuda_impl("upfirdn2d", impl, x)
-    if fn is not None:
-        return fn(x=x, f=f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
-    return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+    fn = _dispatch.cuda_impl("upfirdn2d", impl, x) or upfirdn2d_ref
+    return fn(x=x, f=f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 
 def upfirdn2d_ref(

@@ -13,7 +13,6 @@ from torch import nn
 
 import ops
 
-LRELU_GAIN = math.sqrt(2)
 DEFAULT_RESAMPLE_FILTER = (1, 3, 3, 1)
 
 
@@ -130,7 +129,7 @@ class Conv2dLayer(nn.Module):
             x = conv2d_down2(x, w, self.resample_filter)
         else:
             x = F.conv2d(x, w, padding=w.shape[-1] // 2)
-        act_gain = (LRELU_GAIN if self.activation == "lrelu" else 1.0) * self.gain
+        act_gain = ops.ACTIVATIONS[self.activation].default_gain * self.gain
         clamp = None if self.conv_clamp is None else self.conv_clamp * self.gain
         b = None if self.bias is None else self.bias.to(x.dtype)
         if b is None and act_gain == 1.0 and clamp is None and self.activation == "linear":
