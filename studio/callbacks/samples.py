@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
 from studio.callbacks.schedule import crossed, kimg_tag
+from studio.features.resize import quantize_to_uint8
 
 
 def image_grid(images: torch.Tensor, cols: int) -> np.ndarray:
@@ -19,11 +20,6 @@ def image_grid(images: torch.Tensor, cols: int) -> np.ndarray:
     padded[:n] = images.cpu()
     grid = padded.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
     return grid.numpy()
-
-
-def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """Float images in [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
-    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def log_image(trainer: L.Trainer, key: str, grid: np.ndarray, step: int) -> None:
@@ -64,7 +60,7 @@ class SampleGrid(L.Callback):
         for i in range(0, n, self.batch):
             zi = z[i : i + self.batch].to(pl_module.device)
             ci = None if c is None else c[i : i + self.batch].to(pl_module.device)
-            out.append(to_uint8(G(zi, ci, noise_mode="const")).cpu())
+            out.append(quantize_to_uint8(G(zi, ci, noise_mode="const")).cpu())
         return torch.cat(out)
 
     def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -63,7 +63,7 @@ keys (Hydra override syntax):
   num_real=N num_gen=N use only the first N real / fake images or feature rows (default: all)
   batch=64 device=auto workers=0 cache=true progress=true
   options.FN.KEY=V     keyword of a functional metric, e.g. options.kid.subset_size=100,
-                       options.precision_recall.k=5 (the JSON lists every value used)
+                       options.knn_metrics.k_pr=5 (the JSON lists every value used)
   out=FILE             JSON with results and protocol (default results.json; out=null to skip)
 """
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from studio.features.resize import quantize_to_uint8
 from studio.sampling import load_generator, sample_batches
 
 USAGE = "usage: studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto]"
@@ -49,7 +50,7 @@ def generate(G: torch.nn.Module, out: Path, num: int, seed: int, truncation: flo
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=num, unit="img") as bar:
         for seeds, img in sample_batches(G, num, seed=seed, batch=batch, truncation_psi=truncation):
-            img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            img = quantize_to_uint8(img).permute(0, 2, 3, 1).cpu().numpy()
             for s, array in zip(seeds, img, strict=True):
                 Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(
                     out / f"seed{s:08d}.png"

@@ -45,8 +45,11 @@ def quantize_to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (
     """Map generator output [N, C, H, W] in `value_range` to uint8 [0, 255] the way reference tools do.
 
     Real images are stored as 8-bit files, so generated images are rounded to 8 bits before feature
-    extraction: x -> round((x - lo) * 255 / (hi - lo)), clamped to [0, 255].
+    extraction: x -> floor(x * s + 0.5 - lo * s) with s = 255 / (hi - lo), clamped to [0, 255]. For
+    [-1, 1] this is NVlabs' x * 127.5 + 128 with the same float operations, so it agrees bit for bit at
+    exact half-steps too; studio-generate and the sample grids use it, so PNGs and metrics see the same
+    pixels.
     """
     lo, hi = value_range
-    scaled = (images.float() - lo) * (255.0 / (hi - lo))
-    return scaled.add(0.5).floor().clamp(0, 255).to(torch.uint8)
+    scale = 255.0 / (hi - lo)
+    return (images.float() * scale + (0.5 - lo * scale)).clamp(0, 255).to(torch.uint8)

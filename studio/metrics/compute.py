@@ -167,7 +167,7 @@ def compute_metrics(
     """Compute the requested metric groups on extracted features; returns one flat {name: float} dict.
 
     real, fake: {"pool": [N, D], "logits": [N, C], ...} (real may be None if only "is" is requested).
-    options: {functional name: {keyword: value}}, e.g. {"precision_recall": {"k": 5}}.
+    options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
     """
     names = check_metric_names(metrics)
     effective_options(names, options)  # validates option names before any work

@@ -28,7 +28,8 @@ def test_resize_is_not_pytorch_half_pixel_bilinear():
 
 
 def test_quantize_matches_nvlabs_rounding():
-    x = torch.tensor([-1.5, -1.0, -0.999, 0.0, 0.5, 0.99, 1.0, 2.0])
+    # -1 + 3/255 and -1 + 5/255 land exactly on half-steps in float32
+    x = torch.tensor([-1.5, -1.0, -0.999, -1 + 3 / 255, -1 + 5 / 255, 0.0, 0.5, 0.99, 1.0, 2.0])
     expected = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)  # the NVlabs expression
     assert quantize_to_uint8(x).tolist() == expected.tolist()
     assert quantize_to_uint8(torch.tensor([0.0, 1.0]), value_range=(0.0, 1.0)).tolist() == [0, 255]
