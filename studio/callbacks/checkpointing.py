@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 
-from studio.callbacks.schedule import crossed, kimg_tag
+from studio.callbacks.schedule import kimg_tag, step_crossed
 from studio.training.checkpoint import link_atomic, save_atomic
 from studio.training.distributed import assert_ranks_in_sync
 
@@ -63,7 +63,7 @@ class TrainingCheckpoint(L.Callback):
         stop = self.stop_requested
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        periodic = crossed(pl_module.cur_nimg - pl_module.batch_size, pl_module.cur_nimg, self.every_kimg)
+        periodic = step_crossed(pl_module, self.every_kimg)
         if periodic or stop or pl_module.done:
             self.save(trainer, pl_module, periodic)
         if stop:

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from studio.callbacks.schedule import crossed
+from studio.callbacks.schedule import step_crossed
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ class MetricsLog(L.Callback):
         self._tick_nimg = pl_module.cur_nimg
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        prev = pl_module.cur_nimg - pl_module.batch_size
-        if crossed(prev, pl_module.cur_nimg, self.every_kimg) or pl_module.done or trainer.should_stop:
+        if step_crossed(pl_module, self.every_kimg) or pl_module.done or trainer.should_stop:
             self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -6,9 +6,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from PIL import Image
 
-from studio.callbacks.schedule import crossed, kimg_tag
+from studio.callbacks.schedule import kimg_tag, step_crossed
+from studio.data.image_io import save_png
 from studio.features.resize import quantize_to_uint8
 
 
@@ -68,9 +68,7 @@ class SampleGrid(L.Callback):
             return
         grid = image_grid(self.fakes(pl_module), self.grid)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(
-            self.out_dir / f"fakes_{kimg_tag(pl_module.cur_nimg)}.png"
-        )
+        save_png(grid, self.out_dir / f"fakes_{kimg_tag(pl_module.cur_nimg)}.png")
         log_image(trainer, "samples/fakes", grid, pl_module.cur_nimg)
 
     def save_reals(self, trainer: L.Trainer) -> None:
@@ -81,7 +79,7 @@ class SampleGrid(L.Callback):
         n = min(self.grid * self.grid, len(dataset))
         grid = image_grid(torch.stack([dataset[i][0] for i in range(n)]), self.grid)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+        save_png(grid, path)
         log_image(trainer, "samples/reals", grid, 0)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -89,6 +87,5 @@ class SampleGrid(L.Callback):
         self.save(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        prev = pl_module.cur_nimg - pl_module.batch_size
-        if crossed(prev, pl_module.cur_nimg, self.every_kimg) or pl_module.done or trainer.should_stop:
+        if step_crossed(pl_module, self.every_kimg) or pl_module.done or trainer.should_stop:
             self.save(trainer, pl_module)

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
+from studio.data.image_io import save_png
 from studio.features.resize import quantize_to_uint8
 from studio.sampling import load_generator, sample_batches
 
@@ -52,9 +52,7 @@ def generate(G: torch.nn.Module, out: Path, num: int, seed: int, truncation: flo
         for seeds, img in sample_batches(G, num, seed=seed, batch=batch, truncation_psi=truncation):
             img = quantize_to_uint8(img).permute(0, 2, 3, 1).cpu().numpy()
             for s, array in zip(seeds, img, strict=True):
-                Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(
-                    out / f"seed{s:08d}.png"
-                )
+                save_png(array, out / f"seed{s:08d}.png")
             bar.update(len(seeds))
 
 

@@ -54,3 +54,8 @@ def resize_square(image: np.ndarray, resolution: int, resize: str) -> np.ndarray
         resample = Image.Resampling.BILINEAR if resize == "bilinear" else Image.Resampling.LANCZOS
         pil = pil.resize((resolution, resolution), resample=resample)
     return np.asarray(pil)
+
+
+def save_png(image: np.ndarray, path) -> None:
+    """Write an HWC uint8 image (C = 1 or 3) as PNG; a single channel is saved as grayscale."""
+    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(path)

@@ -46,11 +46,7 @@ def average_gradients_(module: nn.Module) -> None:
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.flatten() for p in params])
-    dist.all_reduce(flat)
-    flat /= world_size()
-    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
-        p.grad.copy_(g.view_as(p))
+    average_tensors_([p.grad for p in params])
 
 
 def average_tensors_(tensors: list[torch.Tensor]) -> None:
