@@ -6,9 +6,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.stylegan2.architecture import (
+    block_resolutions,
+    channels_at,
+    compute_dtype,
+    resolve_conv_clamp,
+    uses_fp16,
+)
 from models.stylegan2.layers import DEFAULT_RESAMPLE_FILTER, Conv2dLayer, FullyConnected, MinibatchStdDev
 from models.stylegan2.mapping import MappingNetwork
-from models.stylegan2.synthesis import block_resolutions, fp16_resolution, resolve_conv_clamp
 
 RESIDUAL_GAIN = math.sqrt(0.5)  # keeps the variance of (main + skip) equal to that of each branch
 
@@ -45,7 +51,7 @@ class DiscriminatorBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(torch.float16 if self.use_fp16 and x.device.type == "cuda" else self.conv0.weight.dtype)
+        x = x.to(compute_dtype(self.use_fp16, x.device, self.conv0.weight.dtype))
         y = self.skip(x)
         return self.conv1(self.conv0(x)) + y
 
@@ -114,19 +120,18 @@ class Discriminator(nn.Module):
         resolutions = block_resolutions(img_resolution)[::-1]
 
         def channels(res: int) -> int:
-            return min(channel_base // res, channel_max)
+            return channels_at(res, channel_base, channel_max)
 
         clamp = resolve_conv_clamp(conv_clamp, num_fp16_res)
-        lowest_fp16 = fp16_resolution(img_resolution, num_fp16_res)
         self.from_rgb = Conv2dLayer(
             img_channels, channels(img_resolution), 1, activation="lrelu", conv_clamp=clamp
         )
-        self.from_rgb_fp16 = num_fp16_res > 0 and img_resolution >= lowest_fp16
+        self.from_rgb_fp16 = uses_fp16(img_resolution, img_resolution, num_fp16_res)
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(
                 channels(res),
                 channels(res // 2),
-                use_fp16=num_fp16_res > 0 and res >= lowest_fp16,
+                use_fp16=uses_fp16(res, img_resolution, num_fp16_res),
                 conv_clamp=clamp,
                 resample_filter=resample_filter,
             )
@@ -156,8 +161,7 @@ class Discriminator(nn.Module):
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"img must be [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
-        use_fp16 = self.from_rgb_fp16 and img.device.type == "cuda"
-        x = self.from_rgb(img.to(torch.float16 if use_fp16 else self.from_rgb.weight.dtype))
+        x = self.from_rgb(img.to(compute_dtype(self.from_rgb_fp16, img.device, self.from_rgb.weight.dtype)))
         for block in self.blocks:
             x = block(x)
         cmap = self.mapping(None, c) if self.mapping is not None else None

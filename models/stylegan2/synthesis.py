@@ -12,32 +12,18 @@ import torch
 from torch import nn
 
 import ops
+from models.stylegan2.architecture import (
+    block_resolutions,
+    channels_at,
+    compute_dtype,
+    resolve_conv_clamp,
+    uses_fp16,
+)
 from models.stylegan2.layers import DEFAULT_RESAMPLE_FILTER, FullyConnected
 from models.stylegan2.modconv import modulated_conv2d
 
 NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
-
-
-def resolve_conv_clamp(conv_clamp: float | str | None, num_fp16_res: int) -> float | None:
-    """conv_clamp "auto" means 256 when some layers run in fp16, otherwise no clamping."""
-    if conv_clamp == "auto":
-        return 256.0 if num_fp16_res > 0 else None
-    if conv_clamp is None or isinstance(conv_clamp, (int, float)):
-        return conv_clamp
-    raise ValueError(f"conv_clamp must be a number, None or 'auto', got {conv_clamp!r}")
-
-
-def block_resolutions(img_resolution: int) -> list[int]:
-    """[4, 8, ..., img_resolution]; img_resolution must be a power of two >= 4."""
-    if img_resolution < 4 or img_resolution & (img_resolution - 1):
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
-    return [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
-
-
-def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
-    """Lowest resolution computed in fp16: the top `num_fp16_res` resolutions, never below 8."""
-    return max(2 ** (int(math.log2(img_resolution)) + 1 - num_fp16_res), 8)
 
 
 class SynthesisLayer(nn.Module):
@@ -161,9 +147,7 @@ class SynthesisBlock(nn.Module):
         noise_mode: NoiseMode = "random",
         fused_modconv: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # fp16 only pays off (and is only well supported) on CUDA; elsewhere the block runs in the
-        # parameters' dtype.
-        dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else self.conv1.weight.dtype
+        dtype = compute_dtype(self.use_fp16, ws.device, self.conv1.weight.dtype)
         if self.conv0 is None:
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
@@ -201,11 +185,10 @@ class SynthesisNetwork(nn.Module):
         self.fused_modconv = fused_modconv
         self.resolutions = block_resolutions(img_resolution)
         clamp = resolve_conv_clamp(conv_clamp, num_fp16_res)
-        lowest_fp16 = fp16_resolution(img_resolution, num_fp16_res)
         self.blocks = nn.ModuleList()
         in_channels = 0
         for res in self.resolutions:
-            out_channels = min(channel_base // res, channel_max)
+            out_channels = channels_at(res, channel_base, channel_max)
             self.blocks.append(
                 SynthesisBlock(
                     in_channels,
@@ -213,7 +196,7 @@ class SynthesisNetwork(nn.Module):
                     w_dim,
                     res,
                     img_channels,
-                    use_fp16=num_fp16_res > 0 and res >= lowest_fp16,
+                    use_fp16=uses_fp16(res, img_resolution, num_fp16_res),
                     conv_clamp=clamp,
                     resample_filter=resample_filter,
                 )
