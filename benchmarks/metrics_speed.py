@@ -4,7 +4,9 @@
     python benchmarks/metrics_speed.py --quick    # smaller sizes, a smoke run
     python benchmarks/metrics_speed.py --gpu      # also the 50k x 50k 4096-d whole family on CUDA
 
-Ratios are measured within one run (the machine may be shared); each time is the best of --repeats.
+Ratios are measured within one run (the machine may be shared); each time is the best of --repeats
+(default 3): a first call pays one-off costs (prdc's joblib thread pool, first-touch page faults) that
+made prdc's single-call 64-d time twice its steady-state time.
 On a CPU shared with other jobs, run with OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise
 spin while waiting for a preempted sibling, which made our 2-thread timings 2-5x slower under load.
 """
@@ -110,7 +112,7 @@ def main() -> None:
     )
     parser.add_argument("--gpu", action="store_true", help="also time the 50k x 50k 4096-d family on CUDA")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many calls per timing")
     args = parser.parse_args()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "

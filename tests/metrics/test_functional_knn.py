@@ -130,6 +130,26 @@ def test_realism_and_rarity_match_brute_force(sets):
         assert out["mean"] == pytest.approx(np.nanmean(expected))
 
 
+def test_small_cache_blocks_match_prdc(sets, monkeypatch):
+    """Auto CPU blocks are sized to the cache; with a tiny one every pass runs over many row blocks."""
+    monkeypatch.setattr(knn, "cpu_block_elements", lambda: 4096)
+    assert knn.block_shape(0, 600, 700) == (5, 700)
+    assert knn.symmetric_row_block(700, 5) == 320  # top-k's partial-sort threshold, 64 k
+    real, fake = sets
+    ours = knn_metrics(real, fake, ("precision", "recall", "density", "coverage"), k_pr=5, k_dc=5,
+                       strict=True, dtype="float64")  # fmt: skip
+    assert ours == pytest.approx(_prdc(real, fake, 5), abs=1e-12)
+
+
+def test_largest_cpu_cache_is_read_from_sysfs(tmp_path):
+    for index, size in enumerate(["48K", "1024K", "32768K", "garbage"]):
+        (tmp_path / f"index{index}").mkdir()
+        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+    assert knn.largest_cpu_cache_bytes(tmp_path) == 32 << 20
+    assert knn.largest_cpu_cache_bytes(tmp_path / "missing") == 32 << 20
+    assert 1 << 20 <= knn.cpu_block_elements() <= 1 << 25
+
+
 def test_knn_radii_match_brute_force_with_duplicates():
     x = np.random.default_rng(1).standard_normal((300, 5))
     x[10] = x[20]  # a duplicate is a neighbour at distance 0
