@@ -1,5 +1,5 @@
 // Fused filtered_lrelu kernel: one block per (plane, output tile), one thread per output; the intermediate
-// tile lives in shared memory only. The math is in filtered_lrelu.cuh.
+// tile lives in shared memory only. The math, and the shared-memory layout, are in filtered_lrelu.cuh.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
@@ -11,10 +11,27 @@ template <typename scalar_t>
 __global__ void filtered_lrelu_kernel(const scalar_t* x, const scalar_t* b, const float* wu, const float* wd,
                                       scalar_t* y, uint8_t* codes, FilteredLreluParams p) {
   extern __shared__ float tile[];
-  // Grid: x = plane (n * C + c), y = tile row, z = tile column; every thread reaches the barrier.
-  filtered_lrelu_phase1(p, x, b, wu, codes, tile, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, blockDim.x);
+  float* staged = tile + tile_floats(p);
+  float* filtered = staged + staged_floats(p);
+  // Grid: x = plane (n * C + c), y = tile row, z = tile column. The separable flags are uniform over the
+  // grid, so every thread reaches every barrier.
+  const int64_t nc = blockIdx.x, ty = blockIdx.y, tx = blockIdx.z;
+  const int t = threadIdx.x, threads = blockDim.x;
+  if (p.up_separable) {
+    filtered_lrelu_upsample_rows(p, x, b, wu, staged, nc, ty, tx, t, threads);
+    __syncthreads();
+    filtered_lrelu_upsample_cols(p, wu, staged, codes, tile, nc, ty, tx, t, threads);
+  } else {
+    filtered_lrelu_upsample_2d(p, x, b, wu, codes, tile, nc, ty, tx, t, threads);
+  }
   __syncthreads();
-  filtered_lrelu_phase2(p, tile, wd, y, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x);
+  if (p.down_separable) {
+    filtered_lrelu_downsample_rows(p, tile, wd, filtered, t, threads);
+    __syncthreads();
+    filtered_lrelu_downsample_cols(p, filtered, wd, y, nc, ty, tx, t);
+  } else {
+    filtered_lrelu_downsample_2d(p, tile, wd, y, nc, ty, tx, t);
+  }
 }
 
 template <typename scalar_t>
@@ -23,7 +40,7 @@ cudaError_t launch_filtered_lrelu(int64_t planes, const scalar_t* x, const scala
                                   cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(planes), static_cast<unsigned>(tiles_along(p.y.h, p.tile_h)),
                   static_cast<unsigned>(tiles_along(p.y.w, p.tile_w)));
-  const size_t shared = tile_rows(p) * tile_cols(p) * sizeof(float);
+  const size_t shared = shared_floats(p) * sizeof(float);
   filtered_lrelu_kernel<scalar_t><<<grid, p.tile_h * p.tile_w, shared, stream>>>(x, b, wu, wd, y, codes, p);
   return cudaGetLastError();
 }

@@ -42,20 +42,43 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu(at::Tensor x, std::optional<at
                                      gain, slope, clamp, write_codes);
   const auto& p = call.p;
   const int threads = p.tile_h * p.tile_w;
-  std::vector<float> tile(tile_rows(p) * tile_cols(p));
+  std::vector<float> shared(shared_floats(p));
+  float* tile = shared.data();
+  float* staged = tile + tile_floats(p);
+  float* filtered = staged + staged_floats(p);
+  // Each loop over t is one stretch of the kernel between barriers.
+  const auto for_each_thread = [&](const auto& stage) {
+    for (int t = 0; t < threads; ++t) stage(t);
+  };
   STUDIO_DISPATCH_FLOAT_TYPES(x.scalar_type(), "filtered_lrelu", [&] {
+    const scalar_t* xp = call.x.data_ptr<scalar_t>();
     const scalar_t* bp = call.b.defined() ? call.b.data_ptr<scalar_t>() : nullptr;
+    const float* wu = call.wu.data_ptr<float>();
+    const float* wd = call.wd.data_ptr<float>();
+    scalar_t* y = call.y.data_ptr<scalar_t>();
     uint8_t* codes = call.codes.defined() ? call.codes.data_ptr<uint8_t>() : nullptr;
     for (int64_t nc = 0; nc < x.size(0) * x.size(1); ++nc)
       for (int64_t ty = 0; ty < tiles_along(p.y.h, p.tile_h); ++ty)
         for (int64_t tx = 0; tx < tiles_along(p.y.w, p.tile_w); ++tx) {
-          std::fill(tile.begin(), tile.end(), std::nanf(""));  // a tile sample phase 1 misses shows up as NaN
-          for (int t = 0; t < threads; ++t)
-            filtered_lrelu_phase1(p, call.x.data_ptr<scalar_t>(), bp, call.wu.data_ptr<float>(), codes,
-                                  tile.data(), nc, ty, tx, t, threads);
-          for (int t = 0; t < threads; ++t)
-            filtered_lrelu_phase2(p, tile.data(), call.wd.data_ptr<float>(), call.y.data_ptr<scalar_t>(), nc, ty,
-                                  tx, t);
+          std::fill(shared.begin(), shared.end(), std::nanf(""));  // a sample a stage misses shows up as NaN
+          if (p.up_separable) {
+            for_each_thread([&](int t) {
+              filtered_lrelu_upsample_rows(p, xp, bp, wu, staged, nc, ty, tx, t, threads);
+            });
+            for_each_thread([&](int t) {
+              filtered_lrelu_upsample_cols(p, wu, staged, codes, tile, nc, ty, tx, t, threads);
+            });
+          } else {
+            for_each_thread([&](int t) {
+              filtered_lrelu_upsample_2d(p, xp, bp, wu, codes, tile, nc, ty, tx, t, threads);
+            });
+          }
+          if (p.down_separable) {
+            for_each_thread([&](int t) { filtered_lrelu_downsample_rows(p, tile, wd, filtered, t, threads); });
+            for_each_thread([&](int t) { filtered_lrelu_downsample_cols(p, filtered, wd, y, nc, ty, tx, t); });
+          } else {
+            for_each_thread([&](int t) { filtered_lrelu_downsample_2d(p, tile, wd, y, nc, ty, tx, t); });
+          }
         }
   });
   return {call.y, call.codes};
@@ -67,9 +90,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bias_act", &studio_ops::bias_act);
   m.def("upfirdn2d", &studio_ops::upfirdn2d);
   m.def("filtered_lrelu", &studio_ops::filtered_lrelu);
+  // Output tile of the fused kernel for a [fdh, fdw] downsampling filter (fdw == 0: fdh separable taps).
   m.def("tile_shape", [](int64_t fdh, int64_t fdw, int64_t downy, int64_t downx) {
     auto x = at::zeros({1, 1, 64, 64});
-    auto wd = at::ones({fdh, fdw});
+    auto wd = fdw == 0 ? at::ones({fdh}) : at::ones({fdh, fdw});
     auto p = studio_ops::prepare_filtered_lrelu(x, std::nullopt, at::ones({1, 1}), wd, 1, 1, downx, downy, 0,
                                                 0, 0, 0, 1.0, 1.0, 0.2, -1.0, false).p;
     return std::make_tuple(p.tile_h, p.tile_w);

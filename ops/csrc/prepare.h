@@ -37,9 +37,12 @@ inline void check_same_device(const std::optional<at::Tensor>& t, const at::Tens
               x.device(), "), got one on ", t.has_value() ? t->device() : x.device());
 }
 
-inline void check_weights(const at::Tensor& w, const at::Tensor& x, const char* op) {
-  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == at::kFloat && w.is_contiguous(), op,
-              ": weights must be a contiguous 2-D float32 tensor");
+// 2-D [fh, fw] weights; with `separable_ok`, also 1-D taps used along both axes.
+inline void check_weights(const at::Tensor& w, const at::Tensor& x, const char* op, bool separable_ok = false) {
+  TORCH_CHECK((w.dim() == 2 || (separable_ok && w.dim() == 1)) && w.scalar_type() == at::kFloat &&
+                  w.is_contiguous() && w.numel() > 0,
+              op, ": weights must be a contiguous non-empty ", separable_ok ? "1-D or 2-D" : "2-D",
+              " float32 tensor");
   check_same_device(w, x, op);
 }
 
@@ -126,8 +129,8 @@ inline FilteredLreluCall prepare_filtered_lrelu(const at::Tensor& x, const std::
                                                 int64_t padx1, int64_t pady0, int64_t pady1, double up_gain,
                                                 double gain, double slope, double clamp, bool write_codes) {
   check_dtype(x, "filtered_lrelu");
-  check_weights(wu, x, "filtered_lrelu");
-  check_weights(wd, x, "filtered_lrelu");
+  check_weights(wu, x, "filtered_lrelu", true);
+  check_weights(wd, x, "filtered_lrelu", true);
   check_same_device(b, x, "filtered_lrelu");
   TORCH_CHECK(x.dim() == 4, "filtered_lrelu: x must be [N, C, H, W]");
   TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, "filtered_lrelu: up and down must be >= 1");
@@ -141,9 +144,9 @@ inline FilteredLreluCall prepare_filtered_lrelu(const at::Tensor& x, const std::
     call.b = b->contiguous();
   }
   const int64_t uh = resampled_size(x.size(2), upy, 1, pady0, pady1, wu.size(0));
-  const int64_t uw = resampled_size(x.size(3), upx, 1, padx0, padx1, wu.size(1));
+  const int64_t uw = resampled_size(x.size(3), upx, 1, padx0, padx1, wu.size(-1));
   const int64_t oh = resampled_size(uh, 1, downy, 0, 0, wd.size(0));
-  const int64_t ow = resampled_size(uw, 1, downx, 0, 0, wd.size(1));
+  const int64_t ow = resampled_size(uw, 1, downx, 0, 0, wd.size(-1));
   TORCH_CHECK(uh >= 1 && uw >= 1 && oh >= 1 && ow >= 1,
               "filtered_lrelu: padding and filters leave an empty output");
   const auto fmt = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::MemoryFormat::ChannelsLast
@@ -151,17 +154,17 @@ inline FilteredLreluCall prepare_filtered_lrelu(const at::Tensor& x, const std::
   call.y = at::empty({x.size(0), x.size(1), oh, ow}, x.options().memory_format(fmt));
   if (write_codes) call.codes = at::zeros({x.size(0), x.size(1), uh, uw}, x.options().dtype(at::kByte));
   const Resampling r{static_cast<int>(upy), static_cast<int>(upx), static_cast<int>(pady0),
-                     static_cast<int>(padx0), static_cast<int>(wu.size(0)), static_cast<int>(wu.size(1))};
+                     static_cast<int>(padx0), static_cast<int>(wu.size(0)), static_cast<int>(wu.size(-1))};
   FilteredLreluParams p{shape4(x), shape4(call.y), uh, uw, r, static_cast<int>(wd.size(0)),
-                        static_cast<int>(wd.size(1)), static_cast<int>(downy), static_cast<int>(downx),
+                        static_cast<int>(wd.size(-1)), static_cast<int>(downy), static_cast<int>(downx),
                         static_cast<float>(up_gain), static_cast<float>(gain), static_cast<float>(slope),
-                        static_cast<float>(clamp), 16, 16};
-  // Shrink the output tile until the intermediate tile fits in shared memory.
-  while (tile_rows(p) * tile_cols(p) * int64_t(sizeof(float)) > kMaxTileBytes && p.tile_h > 1) {
+                        static_cast<float>(clamp), 16, 16, wu.dim() == 1, wd.dim() == 1};
+  // Shrink the output tile until the block's shared memory fits.
+  while (shared_floats(p) * int64_t(sizeof(float)) > kMaxTileBytes && p.tile_h > 1) {
     p.tile_h /= 2;
     p.tile_w /= 2;
   }
-  TORCH_CHECK(tile_rows(p) * tile_cols(p) * int64_t(sizeof(float)) <= kMaxTileBytes,
+  TORCH_CHECK(shared_floats(p) * int64_t(sizeof(float)) <= kMaxTileBytes,
               "filtered_lrelu: the downsampling filter is too large for the fused kernel; use impl='ref'");
   TORCH_CHECK(x.size(0) * x.size(1) < (int64_t(1) << 31) && tiles_along(oh, p.tile_h) <= 65535 &&
                   tiles_along(ow, p.tile_w) <= 65535,

@@ -21,23 +21,31 @@ struct Resampling {
   int fh, fw;                  // correlation weights w: fh x fw, row-major float32
 };
 
+// Along one axis, the window that starts at padded sample k touches input samples only at taps
+// t = tap, tap + up, ..., which read inputs index, index + 1, ... (k + t - pad0 must be a multiple of up).
+struct FirstTap {
+  int tap;
+  int64_t index;
+};
+
+OPS_HD FirstTap first_input_tap(int64_t k, int pad0, int up) {
+  const int tap = static_cast<int>(positive_mod(pad0 - k, up));
+  return {tap, (k + tap - pad0) / up};  // exact: the numerator is a multiple of up
+}
+
 // sum_{ty, tx} w[ty, tx] * (p[ky + ty, kx + tx] + bias), where bias is added to real input samples only
-// (zero padding and inserted zeros stay zero). Only taps that land on an input sample are visited: row
-// ky + ty hits one when (ky + ty - pady0) % upy == 0, i.e. ty = ty0, ty0 + upy, ..., which read input rows
-// iy0, iy0 + 1, ... (no division inside the loops).
+// (zero padding and inserted zeros stay zero). Only taps that land on an input sample are visited (no
+// division inside the loops).
 template <typename scalar_t>
 OPS_HD float upsampled_window_sum(const Plane<scalar_t>& x, const Resampling& r, const float* w, int64_t ky,
                                   int64_t kx, float bias) {
-  const int ty0 = static_cast<int>(positive_mod(r.pady0 - ky, r.upy));
-  const int tx0 = static_cast<int>(positive_mod(r.padx0 - kx, r.upx));
-  const int64_t iy0 = (ky + ty0 - r.pady0) / r.upy;  // exact: the numerators are multiples of up
-  const int64_t ix0 = (kx + tx0 - r.padx0) / r.upx;
+  const FirstTap fy = first_input_tap(ky, r.pady0, r.upy), fx = first_input_tap(kx, r.padx0, r.upx);
   float acc = 0.0f;
-  int64_t iy = iy0;
-  for (int ty = ty0; ty < r.fh; ty += r.upy, ++iy) {
+  int64_t iy = fy.index;
+  for (int ty = fy.tap; ty < r.fh; ty += r.upy, ++iy) {
     if (iy < 0 || iy >= x.rows) continue;
-    int64_t ix = ix0;
-    for (int tx = tx0; tx < r.fw; tx += r.upx, ++ix) {
+    int64_t ix = fx.index;
+    for (int tx = fx.tap; tx < r.fw; tx += r.upx, ++ix) {
       if (ix < 0 || ix >= x.cols) continue;
       acc += (static_cast<float>(x.data[iy * x.row_stride + ix * x.col_stride]) + bias) * w[ty * r.fw + tx];
     }

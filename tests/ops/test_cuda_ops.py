@@ -299,11 +299,30 @@ def test_filtered_lrelu_writes_codes_only_when_a_gradient_is_needed(device, monk
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("up", "down", "taps", "size"), [(2, 2, 12, (9, 8)), (4, 2, 8, (5, 7)), (1, 4, 16, (40, 37))]
+)
+def test_separable_taps_give_the_outer_products_result(device, up, down, taps, size):
+    """1-D weights take the kernel's separable stages; their outer product takes the 2-D ones."""
+    extension = _build.build("filtered_lrelu").module
+    x, b = _randn(2, 3, *size, seed=18).to(device), _randn(3, seed=19).to(device)
+    wu, wd = _taps((taps,), 20).to(device), _taps((taps + 1,), 21).to(device)
+    args = (up, up, down, down, 5, 4, 3, 6, float(up * up), math.sqrt(2), 0.2, 0.6, True)
+    y_separable, codes_separable = extension.filtered_lrelu(x, b, wu, wd, *args)
+    y_2d, codes_2d = extension.filtered_lrelu(x, b, torch.outer(wu, wu), torch.outer(wd, wd), *args)
+    torch.testing.assert_close(y_separable, y_2d, rtol=1e-5, atol=1e-6)
+    assert (codes_separable != codes_2d).float().mean() < 1e-3  # only samples within round-off of 0 or clamp
+    mixed, _ = extension.filtered_lrelu(x, b, wu, torch.outer(wd, wd), *args)
+    torch.testing.assert_close(mixed, y_2d, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_output_tile_shrinks_to_fit_shared_memory():
     harness = _host_harness().module
     assert harness.tile_shape(12, 12, 2, 2) == (16, 16)  # (15 * 2 + 12)^2 floats fit in 48 KiB
     assert harness.tile_shape(64, 64, 4, 4) == (8, 8)  # (15 * 4 + 64)^2 floats do not
+    assert harness.tile_shape(12, 0, 2, 2) == (16, 16)  # separable: 42^2 + 42 * 16 row-filtered floats
+    assert harness.tile_shape(64, 0, 4, 4) == (8, 8)
 
 
 def test_bias_act_third_derivative_is_refused(device):
