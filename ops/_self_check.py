@@ -13,17 +13,22 @@ import torch
 TOLERANCE = {torch.float32: 1e-3, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 
 
-def _case(op: str, gen: torch.Generator) -> tuple[dict, tuple[str, ...]]:
-    """Keyword arguments of a tiny call of `op` (float32, CPU) and the names of its differentiable inputs."""
+def _cases(op: str, gen: torch.Generator) -> list[tuple[dict, tuple[str, ...]]]:
+    """Keyword arguments of tiny calls of `op` (float32, CPU), each with the names of its differentiable
+    inputs. filtered_lrelu gets one call per kernel path: separable up / 2-D down, and the reverse."""
     x = torch.randn(2, 3, 7, 6, generator=gen)
     b = torch.randn(3, generator=gen)
     if op == "bias_act":
-        return dict(x=x, b=b, act="lrelu", clamp=1.5), ("x", "b")
+        return [(dict(x=x, b=b, act="lrelu", clamp=1.5), ("x", "b"))]
     f = torch.rand(4, generator=gen) + 0.1
     if op == "upfirdn2d":
-        return dict(x=x, f=f, up=2, down=2, padding=(2, 1, 1, 2), gain=1.5), ("x",)
+        return [(dict(x=x, f=f, up=2, down=2, padding=(2, 1, 1, 2), gain=1.5), ("x",))]
     fd = torch.rand(5, generator=gen) + 0.1
-    return dict(x=x, fu=f, fd=fd, b=b, up=2, down=2, padding=(3, 2, 2, 3), clamp=1.0), ("x", "b")
+    common = dict(x=x, b=b, up=2, down=2, padding=(3, 2, 2, 3), clamp=1.0)
+    return [
+        (dict(fu=f, fd=torch.outer(fd, fd), **common), ("x", "b")),
+        (dict(fu=torch.outer(f, f), fd=fd, **common), ("x", "b")),
+    ]
 
 
 def _relative_error(candidate: torch.Tensor, reference: torch.Tensor) -> float:
@@ -49,31 +54,47 @@ def _grads(y: torch.Tensor, weight: torch.Tensor, kwargs: dict, names: tuple[str
 def self_check(
     op: str, candidate: Callable, reference: Callable, device: torch.device | str, dtype: torch.dtype
 ) -> str | None:
-    """None when candidate and reference agree on a tiny `op` call on device/dtype, else what differs."""
-    tol = TOLERANCE[dtype]
+    """None when candidate and reference agree on tiny `op` calls on device/dtype, else what differs."""
     device = torch.device(device)
     # The caller may be in no_grad / inference_mode / autocast; the check needs plain autograd tensors.
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
         gen = torch.Generator().manual_seed(0)  # private generator: the global RNG stream is left untouched
-        kwargs, names = _case(op, gen)
-        ref_args = _place(kwargs, names, device, torch.float32)
-        cand_args = _place(kwargs, names, device, dtype)
-        with _no_tf32():
-            y_ref = reference(**ref_args)
-            weight = torch.randn(y_ref.shape, generator=gen).to(device)
-            g_ref = _grads(y_ref, weight, ref_args, names)
-        try:
-            y = candidate(**cand_args)
-            grads = _grads(y, weight, cand_args, names)
-        except Exception as err:  # a kernel that crashes is as unusable as one that is wrong
-            return f"it raised {type(err).__name__}: {err}"
-        if y.shape != y_ref.shape or y.dtype != dtype:
-            return f"output {tuple(y.shape)} {y.dtype}, expected {tuple(y_ref.shape)} {dtype}"
-        errors = {"output": _relative_error(y, y_ref)}
-        errors.update(
-            {f"gradient of {n}": _relative_error(g, r) for n, g, r in zip(names, grads, g_ref, strict=True)}
-        )
-        problems = [f"{what} error {err:.2e}" for what, err in errors.items() if not err <= tol]
+        problems = []
+        for kwargs, names in _cases(op, gen):
+            problem = _compare_call(candidate, reference, kwargs, names, device, dtype, gen)
+            if problem:
+                problems.append(problem)
+    return "; ".join(problems) or None
+
+
+def _compare_call(
+    candidate: Callable,
+    reference: Callable,
+    kwargs: dict,
+    names: tuple[str, ...],
+    device: torch.device,
+    dtype: torch.dtype,
+    gen: torch.Generator,
+) -> str | None:
+    """None when one call agrees (output and gradients of `names`), else what differs."""
+    tol = TOLERANCE[dtype]
+    ref_args = _place(kwargs, names, device, torch.float32)
+    cand_args = _place(kwargs, names, device, dtype)
+    with _no_tf32():
+        y_ref = reference(**ref_args)
+        weight = torch.randn(y_ref.shape, generator=gen).to(device)
+        g_ref = _grads(y_ref, weight, ref_args, names)
+    try:
+        y = candidate(**cand_args)
+        grads = _grads(y, weight, cand_args, names)
+    except Exception as err:  # a kernel that crashes is as unusable as one that is wrong
+        return f"it raised {type(err).__name__}: {err}"
+    if y.shape != y_ref.shape or y.dtype != dtype:
+        return f"output {tuple(y.shape)} {y.dtype}, expected {tuple(y_ref.shape)} {dtype}"
+    errors = {"output": _relative_error(y, y_ref)}
+    for name, grad, grad_ref in zip(names, grads, g_ref, strict=True):
+        errors[f"gradient of {name}"] = _relative_error(grad, grad_ref)
+    problems = [f"{what} error {err:.2e}" for what, err in errors.items() if not err <= tol]
     return f"{', '.join(problems)} > tolerance {tol:g}" if problems else None
 
 

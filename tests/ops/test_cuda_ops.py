@@ -21,6 +21,7 @@ import torch
 
 import ops
 from ops import _build, _dispatch
+from ops._self_check import self_check
 
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2}
 
@@ -314,6 +315,12 @@ def test_separable_taps_give_the_outer_products_result(device, up, down, taps, s
     assert (codes_separable != codes_2d).float().mean() < 1e-3  # only samples within round-off of 0 or clamp
     mixed, _ = extension.filtered_lrelu(x, b, wu, torch.outer(wd, wd), *args)
     torch.testing.assert_close(mixed, y_2d, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["bias_act", "upfirdn2d", "filtered_lrelu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_kernels_pass_their_own_self_check(device, op, dtype):
+    assert self_check(op, _kernel(op), _dispatch.reference(op), device, dtype) is None
 
 
 @pytest.mark.slow
