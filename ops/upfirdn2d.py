@@ -248,7 +248,9 @@ def _int_tuple(values: object) -> tuple[int, ...] | None:
 
 
 def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
-    """(fw, fh) of a filter from setup_filter; a 1-D [k] filter is k × k."""
+    """(fw, fh) of a filter from setup_filter; a 1-D [k] filter is k × k, None is 1 × 1."""
+    if f is None:
+        return 1, 1
     f = _as_filter(f)
     return f.shape[-1], f.shape[0]
 

@@ -86,6 +86,7 @@ class ImageFolderDataset(Dataset):
                 f"{', '.join(IMAGE_EXTENSIONS)}, case-insensitive; hidden files are skipped)."
             )
         self._names = names[:max_size] if max_size is not None else names
+        self._fingerprint: str | None = None
         self.resolution = self._check_sizes(resolution)
         self._labels = np.full(len(self._names), -1, np.int64)
         self.num_classes = 0
@@ -202,8 +203,14 @@ class ImageFolderDataset(Dataset):
         """sha256 over the used files' content descriptors plus the options that change the images.
 
         Zip: (member name, CRC32, size) from the zip directory. Folder: (relative path, size, mtime_ns).
-        The dataset's location is not included, so moving a zip keeps its fingerprint.
+        The dataset's location is not included, so moving a zip keeps its fingerprint. Computed once per
+        dataset object (training and the feature cache both ask; a large folder is stat'ed once).
         """
+        if self._fingerprint is None:
+            self._fingerprint = self._content_digest()
+        return self._fingerprint
+
+    def _content_digest(self) -> str:
         digest = hashlib.sha256()
         header = {
             "class": type(self).__name__,
