@@ -63,8 +63,8 @@ struct BiasActParams {
   float alpha;
   float gain;
   float clamp;         // < 0: no clamp
-  int64_t bias_stride; // memory stride of the bias axis in x
   int64_t bias_len;    // 0: no bias
+  FastDiv bias_stride, bias_axis;  // memory stride and length of the bias axis in x
 };
 
 // Element `i` (memory order; x, g, y share one dense layout) of bias_act or of its order-th derivative.
@@ -72,7 +72,7 @@ template <typename scalar_t>
 OPS_HD void bias_act_element(int64_t i, const scalar_t* x, const scalar_t* b, const scalar_t* g, scalar_t* y,
                              const BiasActParams& p) {
   float z = static_cast<float>(x[i]);
-  if (p.bias_len > 0) z += static_cast<float>(b[(i / p.bias_stride) % p.bias_len]);
+  if (p.bias_len > 0) z += static_cast<float>(b[fast_mod(fast_div(i, p.bias_stride), p.bias_axis)]);
   const float v = act_derivative(p.act, 0, z, p.alpha) * p.gain;
   if (p.order == 0) {
     // Not fminf/fmaxf: they would turn NaN into -clamp, and NaN must propagate as in torch.clamp.

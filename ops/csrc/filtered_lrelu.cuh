@@ -27,6 +27,7 @@ struct FilteredLreluParams {
   float up_gain, gain, slope, clamp;  // clamp < 0: no clamp
   int tile_h, tile_w;                 // outputs per block; one thread per output
   bool up_separable, down_separable;  // the weights are 1-D taps used along both axes (fh == fw)
+  FastDiv x_c, tile_w_div, tile_cols_div;  // divide by C, tile_w and tile_cols(p)
 };
 
 // Intermediate samples read by one output tile: (tile - 1) * down + filter taps along each axis.
@@ -39,10 +40,10 @@ OPS_HD int64_t tiles_along(int64_t size, int tile) { return (size + tile - 1) / 
 // windows of tile_rows consecutive intermediate rows span tile_rows + fh - 1 padded rows, which hold at
 // most ceil(that / upy) input rows, starting at the first input row at or after the tile's first window.
 OPS_HD int64_t staged_rows(const FilteredLreluParams& p) {
-  return (tile_rows(p) + p.r.fh - 1 + p.r.upy - 1) / p.r.upy;
+  return fast_div(tile_rows(p) + p.r.fh - 1 + p.r.y.up - 1, p.r.y.up_div);
 }
 OPS_HD int64_t first_staged_row(const FilteredLreluParams& p, int64_t ty) {
-  return first_input_tap(ty * p.tile_h * p.downy, p.r.pady0, p.r.upy).index;
+  return first_input_tap(ty * p.tile_h * p.downy, p.r.y).index;
 }
 
 // Shared memory of one block, in floats: the intermediate tile, then the staged input rows (separable
@@ -70,15 +71,16 @@ OPS_HD float activate(const FilteredLreluParams& p, float u, uint8_t* code) {
 
 template <typename scalar_t>
 OPS_HD Plane<scalar_t> input_plane(const FilteredLreluParams& p, const scalar_t* x, int64_t nc) {
-  return {x + (nc / p.x.c) * p.x.sn + (nc % p.x.c) * p.x.sc, p.x.h, p.x.w, p.x.sh, p.x.sw};
+  const int64_t n = fast_div(nc, p.x_c);
+  return {x + n * p.x.sn + (nc - n * p.x.c) * p.x.sc, p.x.h, p.x.w, p.x.sh, p.x.sw};
 }
 
 // Intermediate sample k of the tile: its row and column in the intermediate image.
 OPS_HD int64_t tile_sample_row(const FilteredLreluParams& p, int64_t ty, int64_t k) {
-  return ty * p.tile_h * p.downy + k / tile_cols(p);
+  return ty * p.tile_h * p.downy + fast_div(k, p.tile_cols_div);
 }
 OPS_HD int64_t tile_sample_col(const FilteredLreluParams& p, int64_t tx, int64_t k) {
-  return tx * p.tile_w * p.downx + k % tile_cols(p);
+  return tx * p.tile_w * p.downx + fast_mod(k, p.tile_cols_div);
 }
 
 // Tile sample k from its upsampled value u: activated into tile[k], code stored; 0 outside the image
@@ -99,8 +101,9 @@ OPS_HD void filtered_lrelu_upsample_2d(const FilteredLreluParams& p, const scala
                                        const float* wu, uint8_t* codes, float* tile, int64_t nc, int64_t ty,
                                        int64_t tx, int t, int threads) {
   const Plane<scalar_t> plane = input_plane(p, x, nc);
-  const float bias = b != nullptr ? static_cast<float>(b[nc % p.x.c]) : 0.0f;
-  for (int64_t k = t; k < tile_floats(p); k += threads) {
+  const float bias = b != nullptr ? static_cast<float>(b[fast_mod(nc, p.x_c)]) : 0.0f;
+  const int64_t samples = tile_floats(p);
+  for (int64_t k = t; k < samples; k += threads) {
     const int64_t uy = tile_sample_row(p, ty, k), ux = tile_sample_col(p, tx, k);
     const bool inside = uy < p.uh && ux < p.uw;
     const float u = inside ? p.up_gain * upsampled_window_sum(plane, p.r, wu, uy, ux, bias) : 0.0f;
@@ -115,15 +118,15 @@ OPS_HD void filtered_lrelu_upsample_rows(const FilteredLreluParams& p, const sca
                                          const float* wu, float* staged, int64_t nc, int64_t ty, int64_t tx,
                                          int t, int threads) {
   const Plane<scalar_t> plane = input_plane(p, x, nc);
-  const float bias = b != nullptr ? static_cast<float>(b[nc % p.x.c]) : 0.0f;
-  const int64_t cols = tile_cols(p), iy0 = first_staged_row(p, ty);
-  for (int64_t k = t; k < staged_rows(p) * cols; k += threads) {
-    const int64_t iy = iy0 + k / cols;
+  const float bias = b != nullptr ? static_cast<float>(b[fast_mod(nc, p.x_c)]) : 0.0f;
+  const int64_t iy0 = first_staged_row(p, ty), samples = staged_rows(p) * tile_cols(p);
+  for (int64_t k = t; k < samples; k += threads) {
+    const int64_t iy = iy0 + fast_div(k, p.tile_cols_div);
     float acc = 0.0f;
     if (iy >= 0 && iy < plane.rows) {
-      const FirstTap fx = first_input_tap(tile_sample_col(p, tx, k), p.r.padx0, p.r.upx);
+      const FirstTap fx = first_input_tap(tile_sample_col(p, tx, k), p.r.x);
       int64_t ix = fx.index;
-      for (int tap = fx.tap; tap < p.r.fw; tap += p.r.upx, ++ix) {
+      for (int tap = fx.tap; tap < p.r.fw; tap += p.r.x.up, ++ix) {
         if (ix < 0 || ix >= plane.cols) continue;
         acc += (static_cast<float>(plane.data[iy * plane.row_stride + ix * plane.col_stride]) + bias) * wu[tap];
       }
@@ -136,14 +139,14 @@ OPS_HD void filtered_lrelu_upsample_rows(const FilteredLreluParams& p, const sca
 OPS_HD void filtered_lrelu_upsample_cols(const FilteredLreluParams& p, const float* wu, const float* staged,
                                          uint8_t* codes, float* tile, int64_t nc, int64_t ty, int64_t tx, int t,
                                          int threads) {
-  const int64_t cols = tile_cols(p), iy0 = first_staged_row(p, ty);
-  for (int64_t k = t; k < tile_floats(p); k += threads) {
+  const int64_t cols = tile_cols(p), iy0 = first_staged_row(p, ty), samples = tile_floats(p);
+  for (int64_t k = t; k < samples; k += threads) {
     const int64_t uy = tile_sample_row(p, ty, k), ux = tile_sample_col(p, tx, k);
     float acc = 0.0f;
     if (uy < p.uh && ux < p.uw) {
-      const FirstTap fy = first_input_tap(uy, p.r.pady0, p.r.upy);
-      const float* column = staged + (fy.index - iy0) * cols + k % cols;
-      for (int tap = fy.tap; tap < p.r.fh; tap += p.r.upy, column += cols) acc += *column * wu[tap];
+      const FirstTap fy = first_input_tap(uy, p.r.y);
+      const float* column = staged + (fy.index - iy0) * cols + fast_mod(k, p.tile_cols_div);
+      for (int tap = fy.tap; tap < p.r.fh; tap += p.r.y.up, column += cols) acc += *column * wu[tap];
     }
     store_tile_sample(p, p.up_gain * acc, codes, tile, nc, uy, ux, k);
   }
@@ -155,14 +158,15 @@ OPS_HD void store_output(const FilteredLreluParams& p, scalar_t* y, int64_t nc, 
                          int64_t lx, float value) {
   const int64_t oy = ty * p.tile_h + ly, ox = tx * p.tile_w + lx;
   if (ly >= p.tile_h || oy >= p.y.h || ox >= p.y.w) return;
-  y[(nc / p.x.c) * p.y.sn + (nc % p.x.c) * p.y.sc + oy * p.y.sh + ox * p.y.sw] = static_cast<scalar_t>(value);
+  const int64_t n = fast_div(nc, p.x_c);
+  y[n * p.y.sn + (nc - n * p.x.c) * p.y.sc + oy * p.y.sh + ox * p.y.sw] = static_cast<scalar_t>(value);
 }
 
 // 2-D downsampling, thread `t` of tile_h * tile_w: output (ly, lx) = (t / tile_w, t % tile_w) of the tile.
 template <typename scalar_t>
 OPS_HD void filtered_lrelu_downsample_2d(const FilteredLreluParams& p, const float* tile, const float* wd,
                                          scalar_t* y, int64_t nc, int64_t ty, int64_t tx, int t) {
-  const int64_t ly = t / p.tile_w, lx = t % p.tile_w, cols = tile_cols(p);
+  const int64_t ly = fast_div(t, p.tile_w_div), lx = t - ly * p.tile_w, cols = tile_cols(p);
   float acc = 0.0f;
   for (int sy = 0; sy < p.fdh; ++sy) {
     const float* row = tile + (ly * p.downy + sy) * cols + lx * p.downx;
@@ -174,9 +178,10 @@ OPS_HD void filtered_lrelu_downsample_2d(const FilteredLreluParams& p, const flo
 // Separable downsampling, row pass: filtered[tile_rows * tile_w] is the tile filtered and decimated along x.
 OPS_HD void filtered_lrelu_downsample_rows(const FilteredLreluParams& p, const float* tile, const float* wd,
                                            float* filtered, int t, int threads) {
-  const int64_t cols = tile_cols(p);
-  for (int64_t k = t; k < tile_rows(p) * p.tile_w; k += threads) {
-    const float* row = tile + (k / p.tile_w) * cols + (k % p.tile_w) * p.downx;
+  const int64_t cols = tile_cols(p), samples = tile_rows(p) * p.tile_w;
+  for (int64_t k = t; k < samples; k += threads) {
+    const int64_t r = fast_div(k, p.tile_w_div);
+    const float* row = tile + r * cols + (k - r * p.tile_w) * p.downx;
     float acc = 0.0f;
     for (int sx = 0; sx < p.fdw; ++sx) acc += row[sx] * wd[sx];
     filtered[k] = acc;
@@ -187,7 +192,7 @@ OPS_HD void filtered_lrelu_downsample_rows(const FilteredLreluParams& p, const f
 template <typename scalar_t>
 OPS_HD void filtered_lrelu_downsample_cols(const FilteredLreluParams& p, const float* filtered, const float* wd,
                                            scalar_t* y, int64_t nc, int64_t ty, int64_t tx, int t) {
-  const int64_t ly = t / p.tile_w, lx = t % p.tile_w;
+  const int64_t ly = fast_div(t, p.tile_w_div), lx = t - ly * p.tile_w;
   float acc = 0.0f;
   const float* column = filtered + ly * p.downy * p.tile_w + lx;
   for (int sy = 0; sy < p.fdh; ++sy, column += p.tile_w) acc += *column * wd[sy];

@@ -90,6 +90,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bias_act", &studio_ops::bias_act);
   m.def("upfirdn2d", &studio_ops::upfirdn2d);
   m.def("filtered_lrelu", &studio_ops::filtered_lrelu);
+  m.def("fast_divmod", [](int64_t n, int64_t d) {
+    const auto f = studio_ops::make_fast_div(d);
+    return std::make_tuple(studio_ops::fast_div(n, f), studio_ops::fast_mod(n, f));
+  });
   // Output tile of the fused kernel for a [fdh, fdw] downsampling filter (fdw == 0: fdh separable taps).
   m.def("tile_shape", [](int64_t fdh, int64_t fdw, int64_t downy, int64_t downx) {
     auto x = at::zeros({1, 1, 64, 64});

@@ -82,8 +82,9 @@ inline BiasActCall prepare_bias_act(at::Tensor x, const std::optional<at::Tensor
     call.g = g->contiguous(fmt);
   }
   const int64_t stride = x.dim() > 0 && call.x.size(dim) > 1 ? call.x.stride(dim) : 1;
-  call.p = {static_cast<int>(act), static_cast<int>(order), static_cast<float>(alpha), static_cast<float>(gain),
-            static_cast<float>(clamp), stride, bias_len};
+  call.p = {static_cast<int>(act),   static_cast<int>(order), static_cast<float>(alpha),
+            static_cast<float>(gain), static_cast<float>(clamp), bias_len,
+            make_fast_div(stride),     make_fast_div(bias_len)};
   return call;
 }
 
@@ -109,10 +110,18 @@ inline UpFirDnCall prepare_upfirdn2d(const at::Tensor& x, const at::Tensor& w, i
   call.y = at::empty({x.size(0), x.size(1), oh, ow},
                         x.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
                                                                 : at::MemoryFormat::Contiguous));
-  const Resampling r{static_cast<int>(upy), static_cast<int>(upx), static_cast<int>(pady0),
-                     static_cast<int>(padx0), static_cast<int>(w.size(0)), static_cast<int>(w.size(1))};
-  call.p = {shape4(x), shape4(call.y), r, static_cast<int>(downy), static_cast<int>(downx),
-            static_cast<float>(gain), channels_last};
+  const Resampling r{make_up_axis(upy, pady0), make_up_axis(upx, padx0), static_cast<int>(w.size(0)),
+                     static_cast<int>(w.size(1))};
+  call.p = {shape4(x),
+            shape4(call.y),
+            r,
+            static_cast<int>(downy),
+            static_cast<int>(downx),
+            static_cast<float>(gain),
+            channels_last,
+            make_fast_div(call.y.size(1)),
+            make_fast_div(oh),
+            make_fast_div(ow)};
   return call;
 }
 
@@ -153,12 +162,12 @@ inline FilteredLreluCall prepare_filtered_lrelu(const at::Tensor& x, const std::
                                                                                : at::MemoryFormat::Contiguous;
   call.y = at::empty({x.size(0), x.size(1), oh, ow}, x.options().memory_format(fmt));
   if (write_codes) call.codes = at::zeros({x.size(0), x.size(1), uh, uw}, x.options().dtype(at::kByte));
-  const Resampling r{static_cast<int>(upy), static_cast<int>(upx), static_cast<int>(pady0),
-                     static_cast<int>(padx0), static_cast<int>(wu.size(0)), static_cast<int>(wu.size(-1))};
+  const Resampling r{make_up_axis(upy, pady0), make_up_axis(upx, padx0), static_cast<int>(wu.size(0)),
+                     static_cast<int>(wu.size(-1))};
   FilteredLreluParams p{shape4(x), shape4(call.y), uh, uw, r, static_cast<int>(wd.size(0)),
                         static_cast<int>(wd.size(-1)), static_cast<int>(downy), static_cast<int>(downx),
                         static_cast<float>(up_gain), static_cast<float>(gain), static_cast<float>(slope),
-                        static_cast<float>(clamp), 16, 16, wu.dim() == 1, wd.dim() == 1};
+                        static_cast<float>(clamp), 16, 16, wu.dim() == 1, wd.dim() == 1, make_fast_div(x.size(1))};
   // Shrink the output tile until the block's shared memory fits.
   while (shared_floats(p) * int64_t(sizeof(float)) > kMaxTileBytes && p.tile_h > 1) {
     p.tile_h /= 2;
@@ -169,6 +178,8 @@ inline FilteredLreluCall prepare_filtered_lrelu(const at::Tensor& x, const std::
   TORCH_CHECK(x.size(0) * x.size(1) < (int64_t(1) << 31) && tiles_along(oh, p.tile_h) <= 65535 &&
                   tiles_along(ow, p.tile_w) <= 65535,
               "filtered_lrelu: tensor too large for the kernel grid; use impl='ref'");
+  p.tile_w_div = make_fast_div(p.tile_w);
+  p.tile_cols_div = make_fast_div(tile_cols(p));
   call.p = p;
   return call;
 }

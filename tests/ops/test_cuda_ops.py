@@ -16,6 +16,7 @@ import shutil
 import types
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -321,6 +322,22 @@ def test_separable_taps_give_the_outer_products_result(device, up, down, taps, s
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_kernels_pass_their_own_self_check(device, op, dtype):
     assert self_check(op, _kernel(op), _dispatch.reference(op), device, dtype) is None
+
+
+@pytest.mark.slow
+def test_fast_division_is_exact_over_the_whole_int64_range():
+    """The kernels' multiply-shift division (ops/csrc/common.cuh) against Python's integers."""
+    harness = _host_harness().module
+    top = 2**63 - 1
+    divisors = [1, 2, 3, 5, 7, 12, 16, 255, 641, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1, 2**32 + 1]
+    divisors += [10**12 + 39, 2**62 + 1, top]
+    rng = np.random.default_rng(0)
+    for d in divisors:
+        numerators = {0, 1, d - 1, d, d + 1, 2 * d - 1, 2**31 - 1, 2**32, top - 1, top}
+        numerators |= {int(v) for v in rng.integers(0, top, 50, dtype=np.int64)}
+        numerators |= {min(top, q * d + r) for q in (1, 3, 2**20) for r in (0, d - 1)}
+        for n in sorted(v for v in numerators if 0 <= v <= top):
+            assert harness.fast_divmod(n, d) == divmod(n, d), (n, d)
 
 
 @pytest.mark.slow
