@@ -3,6 +3,7 @@
     python benchmarks/metrics_speed.py            # CPU: k-NN family vs prdc and torch-fidelity, FID vs scipy
     python benchmarks/metrics_speed.py --quick    # smaller sizes, a smoke run
     python benchmarks/metrics_speed.py --gpu      # also the 50k x 50k 4096-d whole family on CUDA
+    python benchmarks/metrics_speed.py --gpu-only # only that (no CPU references needed)
 
 Ratios are measured within one run (the machine may be shared); each time is the best of --repeats
 (default 3): a first call pays one-off costs (prdc's joblib thread pool, first-touch page faults) that
@@ -111,6 +112,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gpu", action="store_true", help="also time the 50k x 50k 4096-d family on CUDA")
+    parser.add_argument("--gpu-only", action="store_true", help="only the CUDA timing (skips the CPU cases)")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many calls per timing")
     args = parser.parse_args()
@@ -120,11 +122,12 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     scale = 4 if args.quick else 1
-    compare_prdc(10000 // scale, 64, args.repeats)
-    compare_prdc(5000 // scale, 2048, args.repeats)
-    compare_torch_fidelity(10000 // scale, 64, args.repeats)
-    compare_fid(4096 // scale, 2048 // scale, args.repeats)
-    if args.gpu:
+    if not args.gpu_only:
+        compare_prdc(10000 // scale, 64, args.repeats)
+        compare_prdc(5000 // scale, 2048, args.repeats)
+        compare_torch_fidelity(10000 // scale, 64, args.repeats)
+        compare_fid(4096 // scale, 2048 // scale, args.repeats)
+    if args.gpu or args.gpu_only:
         if not torch.cuda.is_available():
             raise SystemExit("--gpu needs a CUDA device")
         gpu_family(50000 // scale, 4096, max(args.repeats, 3))

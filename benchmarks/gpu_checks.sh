@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one command (about 5-8 minutes on an H100):
+#   bash benchmarks/gpu_checks.sh [LOG_DIR]       # default LOG_DIR: $OUT if set, else gpu_checks/
+# 1. python -m ops: build the three CUDA extensions and run their self-checks on the GPU;
+# 2. the `cuda` tests (kernels vs reference, fp16 models, k-NN and feature extraction on GPU);
+# 3. benchmarks/ops_speed.py: kernels vs NVlabs' H100 numbers;
+# 4. benchmarks/metrics_speed.py --gpu-only: the 50k x 50k 4096-d k-NN family (goal <= 1 s);
+# 5. benchmarks/train_throughput.py for the 256² and 64² presets on procedural data (goals <= 0.8x NVlabs).
+# Each step writes LOG_DIR/<step>.log and prints one status line; a failing step does not stop the rest.
+# Without network access, first run benchmarks/gpu_wheels.sh where pip works and carry .whl along.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log_dir="${1:-${OUT:-gpu_checks}}"
+mkdir -p "$log_dir"
+python=python3
+if ! $python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA GPU visible: nothing to check here" >&2
+  exit 2
+fi
+if compgen -G ".whl/*.whl" > /dev/null; then
+  $python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+$python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
+
+step() {
+  local name=$1; shift
+  local start=$SECONDS
+  if "$@" > "$log_dir/$name.log" 2>&1; then status=ok; else status="FAILED (exit $?)"; fi
+  echo "$name: $status in $((SECONDS - start)) s -> $log_dir/$name.log"
+  tail -n 4 "$log_dir/$name.log" | sed 's/^/    /'
+}
+
+step ops $python -m ops
+step cuda_tests $python -m pytest -m cuda -q -p no:cacheprovider
+step ops_speed $python benchmarks/ops_speed.py
+step knn_gpu $python benchmarks/metrics_speed.py --gpu-only
+step train_256 $python benchmarks/train_throughput.py --kimg 2 --warmup 20 experiment=stylegan2_256 data=shapes \
+  data.resolution=256
+step train_64 $python benchmarks/train_throughput.py --kimg 6 --warmup 20 experiment=stylegan2_64 data=shapes \
+  data.resolution=64
