@@ -7,6 +7,7 @@
 # 4. benchmarks/metrics_speed.py --gpu-only: the 50k x 50k 4096-d k-NN family (goal <= 1 s);
 # 5. benchmarks/train_throughput.py for the 256² and 64² presets on procedural data (goals <= 0.8x NVlabs).
 # Each step writes LOG_DIR/<step>.log and prints one status line; a failing step does not stop the rest.
+# STEPS="ops cuda_tests" (names as below) runs a subset, e.g. to stay under a per-command time limit.
 # Without network access, first run benchmarks/gpu_wheels.sh where pip works and carry .whl along.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ $python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.versio
 
 step() {
   local name=$1; shift
+  if [[ -n "${STEPS:-}" && " $STEPS " != *" $name "* ]]; then return; fi
   local start=$SECONDS
   if "$@" > "$log_dir/$name.log" 2>&1; then status=ok; else status="FAILED (exit $?)"; fi
   echo "$name: $status in $((SECONDS - start)) s -> $log_dir/$name.log"
