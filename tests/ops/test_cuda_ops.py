@@ -196,6 +196,7 @@ UPFIRDN_CASES = [  # up, down, filter shape, padding, flip_filter, input H x W
     (4, 2, (7, 7), (3, -1, 2, 0), True, (5, 4)),
     (2, 4, (12,), (5, 4, 3, 6), False, (9, 7)),
     ((2, 1), (1, 2), (5, 3), (2, 2, 1, 3), False, (6, 7)),
+    (2, 2, (4,), (-1, 2, -3, 1), False, (8, 7)),  # negative leading padding crops the start
 ]
 
 
@@ -217,6 +218,7 @@ FILTERED_LRELU_CASES = [  # up, down, fu shape, fd shape, padding, clamp, flip_f
     (2, 1, (4,), (3,), (1, 2, 3, 4), None, False, (6, 5)),
     (1, 4, None, (64,), 30, None, False, (9, 10)),  # large fd: the kernel shrinks its output tile to 8 x 8
     (2, 2, (6,), (6,), 14, 0.8, False, (36, 37)),  # several output tiles per plane
+    (2, 2, (6,), (6, 6), (-1, 3, -2, 4), None, False, (9, 10)),  # negative leading padding
 ]
 
 
