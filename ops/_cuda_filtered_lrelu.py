@@ -53,15 +53,6 @@ class _FilteredLrelu(torch.autograd.Function):
         return dx, db, None, None, None, None, None, None, None, None
 
 
-def kernel_weights(f: torch.Tensor | None, flip_filter: bool, device: torch.device) -> torch.Tensor:
-    """The fused kernel's float32 correlation weights: a 1-D filter stays 1-D (separable taps, used
-    along both axes, the kernel's fast path), anything else is `correlation_weights`' [fh, fw]."""
-    if f is None or f.ndim != 1:
-        return correlation_weights(f, flip_filter, device)
-    f = f.detach().to(device=device, dtype=torch.float32)
-    return (f if flip_filter else f.flip(0)).contiguous()
-
-
 def _as_2d(w: torch.Tensor) -> torch.Tensor:
     """[fh, fw] weights for the upfirdn2d kernel of the backward pass."""
     return torch.outer(w, w) if w.ndim == 1 else w
@@ -75,8 +66,9 @@ def filtered_lrelu(
 ) -> torch.Tensor:
     """ops.filtered_lrelu (same arguments, minus impl) on the fused CUDA kernel. Filters get no gradient."""
     _check_args(x, b, up, down, gain, slope, clamp)
-    wu = kernel_weights(fu, flip_filter, x.device)
-    wd = kernel_weights(fd, flip_filter, x.device)
+    # 1-D filters stay 1-D: the kernel's separable stages.
+    wu = correlation_weights(fu, flip_filter, x.device, keep_separable=True)
+    wd = correlation_weights(fd, flip_filter, x.device, keep_separable=True)
     up_geom = Geometry(up=(up, up), down=(1, 1), pad=parse_padding(padding))
     down_geom = Geometry(up=(1, 1), down=(down, down), pad=(0, 0, 0, 0))
     b = None if b is None else b.to(x.dtype)

@@ -41,8 +41,11 @@ class Geometry:
         return Geometry(up=self.down, down=self.up, pad=pad)
 
 
-def correlation_weights(f: torch.Tensor | None, flip_filter: bool, device: torch.device) -> torch.Tensor:
-    """The kernel's [fh, fw] float32 correlation weights for a filter from ops.setup_filter (or None).
+def correlation_weights(
+    f: torch.Tensor | None, flip_filter: bool, device: torch.device, keep_separable: bool = False
+) -> torch.Tensor:
+    """The kernels' float32 correlation weights for a filter from ops.setup_filter (or None): [fh, fw], or
+    with `keep_separable` a 1-D filter's [k] taps (used along both axes by the fused filtered_lrelu).
 
     Detached: the kernels give filters no gradient. A 1-D filter is separable: its 2-D form is the outer
     product. flip_filter=False means a true convolution, i.e. correlation with the flipped filter.
@@ -50,9 +53,9 @@ def correlation_weights(f: torch.Tensor | None, flip_filter: bool, device: torch
     if f is None:
         return torch.ones(1, 1, device=device)
     f = f.detach().to(device=device, dtype=torch.float32)  # filters are constants on the CUDA path
-    if f.ndim == 1:
+    if f.ndim == 1 and not keep_separable:
         f = torch.outer(f, f)
-    return (f if flip_filter else f.flip([0, 1])).contiguous()
+    return (f if flip_filter else f.flip(list(range(f.ndim)))).contiguous()
 
 
 def _extension():
