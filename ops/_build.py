@@ -25,6 +25,8 @@ from types import ModuleType
 import filelock
 import torch
 
+from ops.environment import cache_dir
+
 CSRC = Path(__file__).parent / "csrc"
 EXTENSIONS = ("bias_act", "upfirdn2d", "filtered_lrelu")
 HEADERS = ("common.cuh", "bias_act.cuh", "upfirdn2d.cuh", "filtered_lrelu.cuh", "launch.h", "prepare.h")
@@ -53,8 +55,7 @@ class BuildResult:
 
 def cache_root() -> Path:
     """`$STUDIO_CACHE/torch_extensions`, default `~/.cache/studio/torch_extensions`."""
-    base = os.environ.get("STUDIO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "studio")
-    return Path(base) / "torch_extensions"
+    return cache_dir("torch_extensions")
 
 
 @functools.cache

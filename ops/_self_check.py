@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import torch
 
+from ops.environment import fp32_precision
+
 # Largest accepted |candidate - reference| relative to max |reference|, per dtype of the candidate.
 TOLERANCE = {torch.float32: 1e-3, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 
@@ -80,7 +82,7 @@ def _compare_call(
     tol = TOLERANCE[dtype]
     ref_args = _place(kwargs, names, device, torch.float32)
     cand_args = _place(kwargs, names, device, dtype)
-    with _no_tf32():
+    with fp32_precision():
         y_ref = reference(**ref_args)
         weight = torch.randn(y_ref.shape, generator=gen).to(device)
         g_ref = _grads(y_ref, weight, ref_args, names)
@@ -96,14 +98,3 @@ def _compare_call(
         errors[f"gradient of {name}"] = _relative_error(grad, grad_ref)
     problems = [f"{what} error {err:.2e}" for what, err in errors.items() if not err <= tol]
     return f"{', '.join(problems)} > tolerance {tol:g}" if problems else None
-
-
-class _no_tf32:
-    """Disable TF32 in cuDNN convolutions and matmuls inside the block (the reference runs in true fp32)."""
-
-    def __enter__(self):
-        self.saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-
-    def __exit__(self, *exc):
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved

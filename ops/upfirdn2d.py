@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ops import _dispatch
+from ops.cpu_tuning import upfirdn2d_chunk_elements
 
 Pair = int | Sequence[int]
 FilterLike = torch.Tensor | np.ndarray | Sequence | float | None
@@ -112,17 +113,11 @@ def upfirdn2d_ref(
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
-# Depthwise convs on CPU slow down several-fold once a tensor outgrows the caches (measured on a 2-core
-# EPYC with 32 MiB L3: 16x128x67x67 filtered 2.5x faster in batch chunks of 2), so CPU batches are
-# processed in chunks whose largest intermediate holds about this many elements.
-CPU_CHUNK_ELEMENTS = 2**20
-
-
 def _batch_chunk(x: torch.Tensor, largest_per_sample: int) -> int:
     """Samples per chunk: the whole batch on GPU; on CPU, as many as keep intermediates cache-sized."""
     if x.device.type != "cpu":
         return max(x.shape[0], 1)
-    return max(1, CPU_CHUNK_ELEMENTS // max(largest_per_sample, 1))
+    return max(1, upfirdn2d_chunk_elements() // max(largest_per_sample, 1))
 
 
 def _upfirdn_pass(

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ops.environment import fp32_precision
 from studio.features.backbone import Backbone
 from studio.features.resize import quantize_to_uint8
 
@@ -81,19 +82,14 @@ def extract_features(
     """
     device = resolve_device(device)
     backbone = backbone.to(device)
-    tf32_matmul, tf32_cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     outputs: dict[str, list[torch.Tensor]] = {name: [] for name in backbone.feature_dims}
     bar = tqdm(total=_count(source, max_items), desc=desc, unit="img", disable=not progress)
-    try:
+    with fp32_precision(), bar:
         for batch in _batches(source, batch_size, num_workers, max_items):
             features = backbone(_as_uint8(batch.to(device)))
             for name in outputs:
                 outputs[name].append(features[name].cpu())
             bar.update(batch.shape[0])
-    finally:
-        bar.close()
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_matmul, tf32_cudnn
     if not outputs or not next(iter(outputs.values())):
         raise ValueError(f"no images to extract {desc} from (empty image set)")
     return {name: torch.cat(chunks) for name, chunks in outputs.items()}

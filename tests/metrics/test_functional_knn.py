@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from ops import cpu_tuning
 from studio.metrics.functional import (
     RealManifold,
     density_coverage,
@@ -132,7 +133,7 @@ def test_realism_and_rarity_match_brute_force(sets):
 
 def test_small_cache_blocks_match_prdc(sets, monkeypatch):
     """Auto CPU blocks are sized to the cache; with a tiny one every pass runs over many row blocks."""
-    monkeypatch.setattr(knn, "cpu_block_elements", lambda: 4096)
+    monkeypatch.setattr(knn, "knn_block_elements", lambda: 4096)
     assert knn.block_shape(0, 600, 700) == (5, 700)
     assert knn.symmetric_row_block(700, 5) == 320  # top-k's partial-sort threshold, 64 k
     real, fake = sets
@@ -141,13 +142,20 @@ def test_small_cache_blocks_match_prdc(sets, monkeypatch):
     assert ours == pytest.approx(_prdc(real, fake, 5), abs=1e-12)
 
 
-def test_largest_cpu_cache_is_read_from_sysfs(tmp_path):
-    for index, size in enumerate(["48K", "1024K", "32768K", "garbage"]):
+def test_largest_cpu_cache_is_read_from_sysfs(tmp_path, monkeypatch):
+    for index, size in enumerate(["48K", "1024K", "16M", "garbage"]):
         (tmp_path / f"index{index}").mkdir()
         (tmp_path / f"index{index}" / "size").write_text(size + "\n")
-    assert knn.largest_cpu_cache_bytes(tmp_path) == 32 << 20
-    assert knn.largest_cpu_cache_bytes(tmp_path / "missing") == 32 << 20
-    assert 1 << 20 <= knn.cpu_block_elements() <= 1 << 25
+    assert cpu_tuning.largest_cpu_cache_bytes(tmp_path) == 16 << 20
+    assert cpu_tuning.largest_cpu_cache_bytes(tmp_path / "missing") == cpu_tuning.FALLBACK_CACHE_BYTES
+    for function in (cpu_tuning.knn_block_elements, cpu_tuning.upfirdn2d_chunk_elements):
+        function.cache_clear()
+    monkeypatch.setattr(cpu_tuning, "largest_cpu_cache_bytes", lambda: 32 << 20)
+    # The sizes measured on the 32 MiB development machine: 16 MiB k-NN blocks, 4 MiB upfirdn2d chunks.
+    assert cpu_tuning.knn_block_elements() == 1 << 22
+    assert cpu_tuning.upfirdn2d_chunk_elements() == 1 << 20
+    for function in (cpu_tuning.knn_block_elements, cpu_tuning.upfirdn2d_chunk_elements):
+        function.cache_clear()
 
 
 def test_knn_radii_match_brute_force_with_duplicates():

@@ -128,7 +128,7 @@ def test_cpu_batch_chunking_changes_nothing(monkeypatch):
     f = torch.rand(3, 4, dtype=torch.float64)
     whole = ops.upfirdn2d(x, f, up=2, down=1, padding=(1, 2, 3, 0))
     (grad_whole,) = torch.autograd.grad(whole.square().sum(), x)
-    monkeypatch.setattr(upfirdn2d_module, "CPU_CHUNK_ELEMENTS", 3 * 15 * 17 * 2)  # 2 samples a chunk
+    monkeypatch.setattr(upfirdn2d_module, "upfirdn2d_chunk_elements", lambda: 3 * 15 * 17 * 2)  # 2 a chunk
     chunked = ops.upfirdn2d(x, f, up=2, down=1, padding=(1, 2, 3, 0))
     (grad_chunked,) = torch.autograd.grad(chunked.square().sum(), x)
     assert torch.equal(whole, chunked) and torch.equal(grad_whole, grad_chunked)

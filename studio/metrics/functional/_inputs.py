@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
@@ -61,22 +58,6 @@ def check_enough_samples(n: int, k: int, name: str) -> None:
             f"{name} has {n} samples but the k={k} nearest-neighbour radius needs at least {k + 1}; "
             "use more samples or a smaller k"
         )
-
-
-@contextmanager
-def fp32_matmul_precision(allow_tf32: bool = False) -> Iterator[None]:
-    """Set TF32 for CUDA float32 matmuls inside the block (off by default); restore the caller's setting.
-
-    Distances computed as |a|^2 + |b|^2 - 2ab lose about three decimal digits under TF32's 10-bit
-    mantissa, enough to flip k-NN ball memberships, so exact float32 is the default.
-    """
-    matmul = torch.backends.cuda.matmul
-    previous = matmul.fp32_precision
-    matmul.fp32_precision = "tf32" if allow_tf32 else "ieee"
-    try:
-        yield
-    finally:
-        matmul.fp32_precision = previous
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

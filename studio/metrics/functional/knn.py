@@ -6,11 +6,11 @@ features' device; the only Python loop is over blocks, and no value is read back
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
+
+from ops.cpu_tuning import KNN_ONEDNN_MIN_DEPTH, knn_block_elements
 
 
 def default_block_size(device: torch.device) -> int:
@@ -19,38 +19,12 @@ def default_block_size(device: torch.device) -> int:
     return 8192 if device.type == "cuda" else 0
 
 
-# A CPU block spans all columns and as many rows as fill half the last-level cache: the reductions
-# that follow the matmul then read the block from cache, not from memory. On the 2-core EPYC
-# development machine (32 MiB L3) 16 MiB blocks took the whole k-NN family from 0.49 s to 0.37 s
-# (10000 x 10000, 64-d) and from 0.77 s to 0.68 s (5000 x 5000, 2048-d) against 128 MiB blocks.
-_FALLBACK_CACHE_BYTES = 32 << 20
-_MIN_BLOCK_ELEMENTS, _MAX_BLOCK_ELEMENTS = 1 << 20, 1 << 25
-
-
-def largest_cpu_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
-    """Size of cpu0's largest cache from Linux sysfs ("32768K"); 32 MiB where sysfs says nothing."""
-    sizes = []
-    for entry in sysfs.glob("index*/size"):
-        try:
-            text = entry.read_text().strip()
-        except OSError:
-            continue
-        if text[:-1].isdigit() and text[-1] in "KM":
-            sizes.append(int(text[:-1]) << (10 if text[-1] == "K" else 20))
-    return max(sizes, default=_FALLBACK_CACHE_BYTES)
-
-
-@functools.cache
-def cpu_block_elements() -> int:
-    """float32 elements per CPU distance block: half the largest CPU cache, within [2^20, 2^25]."""
-    return min(max(largest_cpu_cache_bytes() // 8, _MIN_BLOCK_ELEMENTS), _MAX_BLOCK_ELEMENTS)
-
-
 def block_shape(block_size: int, n_rows: int, n_cols: int) -> tuple[int, int]:
-    """(rows, cols) per block: square `block_size` blocks, or all columns when block_size is 0 (auto)."""
+    """(rows, cols) per block: square `block_size` blocks, or, when block_size is 0 (auto), all columns
+    and as many rows as fill the cache-sized block of ops.cpu_tuning."""
     if block_size > 0:
         return block_size, block_size
-    return max(1, min(n_rows, cpu_block_elements() // n_cols)), n_cols
+    return max(1, min(n_rows, knn_block_elements() // n_cols)), n_cols
 
 
 # A symmetric pass over n points computes, for row block i, the columns from the block's first row
@@ -64,7 +38,7 @@ _TOPK_PARTIAL_SORT_RATIO = 64
 def symmetric_row_block(n: int, k: int) -> int:
     """Rows per CPU block of a symmetric (x vs x) k-NN pass over n points; each block spans the
     columns from its first row to n."""
-    rows = min(-(-n // _SYMMETRIC_ROW_BLOCKS), cpu_block_elements() // n)
+    rows = min(-(-n // _SYMMETRIC_ROW_BLOCKS), knn_block_elements() // n)
     return max(1, min(n, max(rows, _TOPK_PARTIAL_SORT_RATIO * k)))
 
 
@@ -108,18 +82,11 @@ class Workspace:
         return buffer[:size].view(rows, cols)
 
 
-# From this depth on, CPU float32 blocks go through oneDNN, whose AVX-512 GEMM ran at about twice
-# the speed of the default BLAS (MKL, which takes its AVX2 path on AMD CPUs) on the 2-core AMD EPYC
-# development machine (~210 vs ~108 GFLOP/s per core at D = 2048). Shallow products are bound by
-# writing the block, where the in-place BLAS call into a reused buffer is faster.
-_ONEDNN_MIN_DEPTH = 256
-
-
 def _use_onednn(left: torch.Tensor) -> bool:
     return (
         left.device.type == "cpu"
         and left.dtype == torch.float32
-        and left.shape[1] >= _ONEDNN_MIN_DEPTH
+        and left.shape[1] >= KNN_ONEDNN_MIN_DEPTH
         and torch.backends.mkldnn.is_available()
     )
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ops.environment import fp32_precision
 from studio.metrics.functional._inputs import (
     FeatureArray,
     as_feature_pair,
     as_features,
     check_enough_samples,
-    fp32_matmul_precision,
     resolve_dtype,
 )
 from studio.metrics.functional.knn import (
@@ -63,7 +63,7 @@ class RealManifold:
         self.center = real_t.mean(dim=0, dtype=torch.float64)
         self.features = (real_t.to(self.dtype) - self.center.to(self.dtype)).contiguous()
         self.sq_norms = (self.features * self.features).sum(dim=1)
-        with fp32_matmul_precision(allow_tf32):
+        with fp32_precision(allow_tf32):
             left = augment_left(self.features, self.sq_norms)
             self.knn_sq = knn_squared_distances(self.features, k_max, self.block_size, left=left)
 
@@ -110,7 +110,7 @@ class RealManifold:
             raise ValueError(f"unknown k-NN metrics {unknown}; choose from {list(KNN_METRICS)}")
         wanted = set(metrics)
         fake_c = self.center_fake(fake)
-        with fp32_matmul_precision(self.allow_tf32):
+        with fp32_precision(self.allow_tf32):
             return _CrossPass(self, fake_c, wanted, k_pr, k_dc, k_rarity, strict, realism_percentile).run()
 
 
