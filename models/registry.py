@@ -1,43 +1,50 @@
-"""Name -> network class registry (timm-style) for code that picks networks by name.
+"""Stable, versioned names for network classes (timm-style registry).
 
-Configs instantiate the classes directly (`_target_: models.stylegan2.Generator`); the registry serves
-scripts and tests that take a model name. A new architecture registers itself with `register`.
+Checkpoints store a network as (name, version, constructor arguments), never as a Python import path,
+so a class can move or be renamed without breaking old checkpoints. A network class registers itself
+with `@register_network(name, version)`; when its constructor or state_dict layout changes
+incompatibly, the new class takes the next version and the old one stays registered under its own.
 """
 
 from collections.abc import Callable
 
 from torch import nn
 
-from models.stylegan2 import Discriminator as StyleGAN2Discriminator
-from models.stylegan2 import Generator as StyleGAN2Generator
-
-GENERATORS: dict[str, Callable[..., nn.Module]] = {"stylegan2": StyleGAN2Generator}
-DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {"stylegan2": StyleGAN2Discriminator}
+NETWORKS: dict[tuple[str, int], type[nn.Module]] = {}
 
 
-def register(
-    name: str,
-    generator: Callable[..., nn.Module] | None = None,
-    discriminator: Callable[..., nn.Module] | None = None,
-) -> None:
-    """Make `name` available to create_generator / create_discriminator."""
-    if generator is not None:
-        GENERATORS[name] = generator
-    if discriminator is not None:
-        DISCRIMINATORS[name] = discriminator
+def register_network(name: str, version: int = 1) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make the class constructible as `create_network(name, version, ...)`."""
+
+    def register(cls: type[nn.Module]) -> type[nn.Module]:
+        key = (name, int(version))
+        if key in NETWORKS and NETWORKS[key] is not cls:
+            raise ValueError(f"network {name!r} version {version} is already registered by {NETWORKS[key]}")
+        NETWORKS[key] = cls
+        return cls
+
+    return register
 
 
-def create_generator(name: str, **kwargs) -> nn.Module:
-    """The generator registered as `name`, built with the constructor's keyword arguments."""
-    return _lookup(GENERATORS, name, "generator")(**kwargs)
+def network_name(network: nn.Module | type[nn.Module]) -> tuple[str, int]:
+    """(name, version) under which the class of `network` is registered."""
+    cls = network if isinstance(network, type) else type(network)
+    for key, registered in NETWORKS.items():
+        if registered is cls:
+            return key
+    raise KeyError(f"{cls.__qualname__} is not a registered network; decorate it with @register_network")
 
 
-def create_discriminator(name: str, **kwargs) -> nn.Module:
-    """The discriminator registered as `name`, built with the constructor's keyword arguments."""
-    return _lookup(DISCRIMINATORS, name, "discriminator")(**kwargs)
-
-
-def _lookup(table: dict[str, Callable[..., nn.Module]], name: str, kind: str) -> Callable[..., nn.Module]:
-    if name not in table:
-        raise KeyError(f"unknown {kind} {name!r}; registered: {sorted(table)}")
-    return table[name]
+def create_network(name: str, version: int | None = None, **kwargs) -> nn.Module:
+    """Build the network registered as (name, version) (newest version when None) from its kwargs."""
+    versions = sorted(v for n, v in NETWORKS if n == name)
+    if not versions:
+        names = sorted({n for n, _ in NETWORKS})
+        raise KeyError(f"unknown network {name!r}; registered: {names}")
+    version = versions[-1] if version is None else int(version)
+    if version not in versions:
+        raise KeyError(
+            f"network {name!r} version {version} is not known to this studio (it knows {versions}); "
+            "the checkpoint was written by a newer studio: upgrade studio to read it."
+        )
+    return NETWORKS[name, version](**kwargs)

@@ -1,4 +1,5 @@
-"""Seeded sampling from a generator, shared by studio-generate, studio-eval ckpt= and training metrics.
+"""Seeded sampling from a generator, shared by studio-generate, studio-eval ckpt=, training metrics and
+the sample grids.
 
 Image i of a run with seed S comes from the latent drawn by a CPU torch.Generator seeded with S + i
 (class-conditional generators get class (S + i) % c_dim), with constant noise, so a given (weights, S, i)
@@ -8,22 +9,7 @@ always gives the same image whatever the batch size, device or number of images.
 from collections.abc import Iterator, Sequence
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
-
-from studio.training.checkpoint import load_checkpoint
-
-
-def load_generator(path: str, device: torch.device) -> nn.Module:
-    """G_ema from a studio training checkpoint (weights_only load), in eval mode on `device`."""
-    state = load_checkpoint(path)
-    config = state["generator"]
-    if not str(config.get("_target_", "")).startswith("models."):
-        raise ValueError(f"{path}: generator _target_ {config.get('_target_')!r} is not a studio model.")
-    G = instantiate(OmegaConf.create(config))
-    G.load_state_dict(state["G_ema"])
-    return G.eval().requires_grad_(False).to(device)
 
 
 def latents(G: nn.Module, seeds: Sequence[int]) -> torch.Tensor:

@@ -6,6 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.registry import register_network
 from models.stylegan2.architecture import (
     block_resolutions,
     channels_at,
@@ -90,6 +91,7 @@ class DiscriminatorEpilogue(nn.Module):
         return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
 
 
+@register_network("stylegan2-discriminator", version=1)
 class Discriminator(nn.Module):
     """img [N, img_channels, R, R], c [N, c_dim] -> logits [N, 1] ("resnet" StyleGAN2 discriminator).
 

@@ -5,10 +5,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.registry import register_network
 from models.stylegan2.mapping import MappingNetwork
 from models.stylegan2.synthesis import NoiseMode, SynthesisNetwork
 
 
+@register_network("stylegan2-generator", version=1)
 class Generator(nn.Module):
     """z [N, z_dim], c [N, c_dim] -> image [N, img_channels, img_resolution, img_resolution] (about [-1, 1]).
 

@@ -9,8 +9,9 @@ from typing import Any
 import lightning as L
 
 from studio.callbacks.schedule import kimg_tag, step_crossed
-from studio.training.checkpoint import link_atomic, save_atomic
-from studio.training.distributed import assert_ranks_in_sync
+from studio.io.atomic import link_atomic
+from studio.io.checkpoint import save_checkpoint
+from studio.runtime import assert_ranks_in_sync
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ class TrainingCheckpoint(L.Callback):
             state.update(self.extra)
             if periodic:
                 path = self.dirpath / f"kimg-{kimg_tag(pl_module.cur_nimg)}.ckpt"
-                save_atomic(state, path)
+                save_checkpoint(state, path)
                 link_atomic(path, last)
             else:
-                save_atomic(state, last)
+                save_checkpoint(state, last)
         trainer.strategy.barrier()
         return last

@@ -8,7 +8,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from studio.features import Backbone, create_backbone, extract_features, extract_features_cached
-from studio.metrics.compute import check_metric_names, compute_metrics, effective_options, needed_features
+from studio.metrics.compute import check_metric_names, effective_options, needed_features
+from studio.metrics.suite import FeatureMetricSuite
 from studio.sampling import sample_images
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class GeneratorMetrics:
             self._real = extract_features_cached(
                 self.dataset, backbone, max_items=self.num_real, desc="real", **extract
             )
+        suite = FeatureMetricSuite(self.metrics, self.options, reference=self._real)
         samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch)
         fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
-        return compute_metrics(self._real, fake, self.metrics, self.options)
+        suite.update(fake, real=False)
+        return suite.compute()

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from studio.callbacks.schedule import kimg_tag, step_crossed
 from studio.data.image_io import save_png
 from studio.features.resize import quantize_to_uint8
+from studio.sampling import sample_batches
 
 
 def image_grid(images: torch.Tensor, cols: int) -> np.ndarray:
@@ -33,9 +34,9 @@ def log_image(trainer: L.Trainer, key: str, grid: np.ndarray, step: int) -> None
 
 class SampleGrid(L.Callback):
     """Every `every_kimg` (and at the start and end of training) writes out_dir/fakes_<kimg>.png: a
-    grid x grid mosaic of G_ema(z) for latents fixed by `seed` (noise_mode="const"); class-conditional
-    models get class row % c_dim in each row. Writes out_dir/reals.png once. Uses no global RNG, so
-    it does not change the training stream."""
+    grid x grid mosaic of G_ema images seed .. seed + grid^2 - 1, drawn as studio.sampling draws them
+    (latent and class from seed + i, constant noise: the images studio-generate writes for that seed).
+    Writes out_dir/reals.png once. Uses no global RNG, so it does not change the training stream."""
 
     def __init__(
         self, out_dir: str | Path, every_kimg: float, grid: int = 8, seed: int = 0, batch: int = 16
@@ -46,22 +47,10 @@ class SampleGrid(L.Callback):
         self.seed = int(seed)
         self.batch = int(batch)
 
-    @torch.no_grad()
     def fakes(self, pl_module: L.LightningModule) -> torch.Tensor:
         """uint8 [grid * grid, C, R, R] from G_ema."""
-        G = pl_module.G_ema
-        n = self.grid * self.grid
-        z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(self.seed))
-        c = None
-        if G.c_dim > 0:
-            rows = torch.arange(n) // self.grid
-            c = torch.nn.functional.one_hot(rows % G.c_dim, G.c_dim).float()
-        out = []
-        for i in range(0, n, self.batch):
-            zi = z[i : i + self.batch].to(pl_module.device)
-            ci = None if c is None else c[i : i + self.batch].to(pl_module.device)
-            out.append(quantize_to_uint8(G(zi, ci, noise_mode="const")).cpu())
-        return torch.cat(out)
+        batches = sample_batches(pl_module.G_ema, self.grid**2, seed=self.seed, batch=self.batch)
+        return torch.cat([quantize_to_uint8(images).cpu() for _, images in batches])
 
     def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from studio.data.image_io import save_png
 from studio.features.resize import quantize_to_uint8
-from studio.sampling import load_generator, sample_batches
+from studio.io.checkpoint import load_generator
+from studio.sampling import sample_batches
 
 USAGE = "usage: studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto]"
 DEFAULTS = {

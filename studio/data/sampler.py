@@ -12,11 +12,10 @@ class InfiniteSampler(Sampler[int]):
     """Endless index stream: epoch e is a permutation of range(dataset_len) drawn from (seed, e)
     (or range order when shuffle=False), epochs concatenated into one global stream s[0], s[1], ...
 
-    Resume works on the number of samples CONSUMED by the model, which the training loop owns: the
-    DataLoader's prefetching runs the iterator ahead of the model, so the iterator's own position is
-    not the resume point. Call `advance(batch_size * world_size)` after each optimisation step (or set
-    `consumed` directly); `state_dict()` describes that count and a sampler restored with
-    `load_state_dict()` (or built with `start=consumed`) yields exactly the stream from there on.
+    Resume works on the number of samples CONSUMED by the model, which the training loop owns (images
+    shown, in the checkpoint): the DataLoader's prefetching runs the iterator ahead of the model, so the
+    iterator's own position is not the resume point. A sampler built with `start=consumed` yields
+    exactly the stream from there on.
 
     With num_replicas > 1, replica `rank` yields s[start + rank], s[start + rank + num_replicas], ...
     so the replicas together consume the global stream in order.
@@ -61,24 +60,6 @@ class InfiniteSampler(Sampler[int]):
                 offset -= self.dataset_len
                 epoch += 1
                 order = self.epoch_order(epoch)
-
-    def advance(self, n: int) -> None:
-        """Record that n more samples (summed over all replicas) were consumed by the model."""
-        if n < 0:
-            raise ValueError(f"InfiniteSampler.advance: n must be >= 0, got {n}.")
-        self.consumed += int(n)
-
-    def state_at(self, consumed: int) -> dict[str, int]:
-        """State describing the point after `consumed` samples: {"epoch": ..., "position": ...}."""
-        epoch, position = divmod(int(consumed), self.dataset_len)
-        return {"epoch": epoch, "position": position}
-
-    def state_dict(self) -> dict[str, int]:
-        return self.state_at(self.consumed)
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore the consumed count; the next iterator continues the stream from there."""
-        self.consumed = int(state["epoch"]) * self.dataset_len + int(state["position"])
 
     def __repr__(self) -> str:
         return (

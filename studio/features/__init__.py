@@ -14,14 +14,13 @@ from studio.features.extract import extract_features, resolve_device
 from studio.features.inception import InceptionV3FID
 from studio.features.inception_weights import load_fid_inception
 from studio.features.resize import quantize_to_uint8, resize_bilinear_tf1
-from studio.features.weights import WeightsNotFoundError, cache_dir, file_sha256, resolve_weights
+from studio.features.weights import WeightsNotFoundError, file_sha256, resolve_weights
 
 __all__ = [
     "Backbone",
     "InceptionV3FID",
     "InputProtocol",
     "WeightsNotFoundError",
-    "cache_dir",
     "create_backbone",
     "extract_features",
     "extract_features_cached",

@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ops.environment import cache_dir
 from studio.features.backbone import Backbone
 from studio.features.extract import extract_features
-from studio.features.weights import cache_dir
+from studio.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def feature_cache_key(fingerprint: str, backbone: Backbone, count: int) -> str:
 
 
 def features_cache_dir() -> Path:
-    return cache_dir() / "features"
+    return cache_dir("features")
 
 
 def load_cached(key: str) -> dict[str, torch.Tensor] | None:
@@ -45,17 +44,9 @@ def load_cached(key: str) -> dict[str, torch.Tensor] | None:
 
 def save_cached(key: str, features: dict[str, torch.Tensor]) -> Path:
     """Write atomically (temp file in the same folder + rename) so readers never see a partial file."""
-    folder = features_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{key}.npz"
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **{name: value.numpy() for name, value in features.items()})
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    target = features_cache_dir() / f"{key}.npz"
+    with atomic_write(target) as out:
+        np.savez(out, **{name: value.numpy() for name, value in features.items()})
     return target
 
 

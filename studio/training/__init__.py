@@ -1,7 +1,6 @@
 """StyleGAN2 training: LightningModule, loss, lazy-regularized optimizers, exact-resume checkpoints,
 multi-process strategy. `studio.training.run.train(cfg)` runs a composed Hydra config."""
 
-from studio.training.checkpoint import load_checkpoint
 from studio.training.distributed import GANDDPStrategy
 from studio.training.loss import StyleGAN2Loss, path_lengths, r1_penalty
 from studio.training.module import StyleGAN2Module, TrainingDiverged
@@ -11,7 +10,6 @@ __all__ = [
     "StyleGAN2Loss",
     "StyleGAN2Module",
     "TrainingDiverged",
-    "load_checkpoint",
     "path_lengths",
     "r1_penalty",
 ]

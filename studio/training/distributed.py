@@ -15,15 +15,7 @@ from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
-
-def world_size() -> int:
-    """Number of processes when torch.distributed is initialised, else 1."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def rank() -> int:
-    """Rank of this process when torch.distributed is initialised, else 0."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+from studio.runtime import world_size
 
 
 def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
@@ -58,24 +50,6 @@ def average_tensors_(tensors: list[torch.Tensor]) -> None:
     flat /= world_size()
     for t, v in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
         t.copy_(v.view_as(t))
-
-
-def assert_ranks_in_sync(module: nn.Module) -> None:
-    """Raise unless this rank's floating parameters and buffers are bitwise equal to rank 0's (one
-    broadcast of the flattened weights; called at every checkpoint)."""
-    if world_size() == 1:
-        return
-    tensors = [
-        t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()
-    ]
-    mine = torch.cat([t.float() for t in tensors])
-    reference = mine.clone()
-    dist.broadcast(reference, src=0)
-    if not torch.equal(mine, reference):
-        raise RuntimeError(
-            f"Rank {rank()} holds different weights than rank 0: distributed training went out of sync. "
-            "Please report this with your config."
-        )
 
 
 class GANDDPStrategy(DDPStrategy):

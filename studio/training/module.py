@@ -14,14 +14,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from studio.training.checkpoint import CHECKPOINT_FORMAT, capture_rng_state, restore_rng_state
-from studio.training.distributed import (
-    average_gradients_,
-    average_tensors_,
-    mean_over_ranks,
-    rank,
-    world_size,
-)
+from studio.io.checkpoint import CHECKPOINT_FORMAT
+from studio.runtime import capture_rng_state, rank, restore_rng_state, world_size
+from studio.training.distributed import average_gradients_, average_tensors_, mean_over_ranks
 from studio.training.loss import StyleGAN2Loss
 from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
 

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
-from studio.training.checkpoint import latest_checkpoint, load_checkpoint
+from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
 from studio.training.module import StyleGAN2Module
@@ -75,6 +75,13 @@ def resolve_data(cfg: DictConfig) -> Any:
         )
     check_resolution(cfg)
     return dataset
+
+
+def constructor_kwargs(network_cfg: DictConfig) -> dict[str, Any]:
+    """The resolved keyword arguments of a network config, without Hydra's `_target_`."""
+    kwargs = OmegaConf.to_container(network_cfg, resolve=True)
+    kwargs.pop("_target_")
+    return kwargs
 
 
 def run_identity(cfg: DictConfig, dataset: Any) -> dict[str, Any]:
@@ -233,7 +240,10 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
             seed=cfg.seed,
         )
     extra = {
-        "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),
+        "networks": {
+            "generator": network_spec(module.G, constructor_kwargs(cfg.model.generator)),
+            "discriminator": network_spec(module.D, constructor_kwargs(cfg.model.discriminator)),
+        },
         "config": config_yaml,
         "run": identity,
     }

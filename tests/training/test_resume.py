@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from studio.data.shapes import ShapesDataset
-from studio.training.checkpoint import load_checkpoint
+from studio.io.checkpoint import build_network, load_checkpoint
 from studio.training.loss import StyleGAN2Loss
 from studio.training.module import TrainingDiverged
 from studio.training.run import train
@@ -60,14 +60,22 @@ def test_checkpoint_holds_the_complete_state(tmp_path, tiny_cfg) -> None:
     assert ckpts == ["kimg-000000.004.ckpt", "kimg-000000.008.ckpt", "last.ckpt"]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert set(state) == {
-        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "generator", "config", "run"
+        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "networks", "config", "run"
     }  # fmt: skip
     assert state["run"] == {
         "seed": 0, "dataset_length": 64, "dataset_fingerprint": ShapesDataset(16, size=64).fingerprint()
     }  # fmt: skip
     assert set(state["rng"][0]) == {"torch", "cuda", "numpy", "python"}
-    assert state["generator"]["_target_"] == "models.stylegan2.Generator"
-    assert state["generator"]["img_resolution"] == 16
+    networks = state["networks"]
+    assert {name: (spec["name"], spec["version"]) for name, spec in networks.items()} == {
+        "generator": ("stylegan2-generator", 1),
+        "discriminator": ("stylegan2-discriminator", 1),
+    }
+    assert networks["generator"]["kwargs"]["img_resolution"] == 16
+    assert "_target_" not in networks["generator"]["kwargs"]
+    # The specs rebuild the networks without Hydra: same architecture as the saved weights.
+    assert build_network(networks["generator"]).load_state_dict(state["G_ema"])
+    assert build_network(networks["discriminator"]).load_state_dict(state["D"])
     # Lazy-regularization adjusted Adam: G's lr = 0.0025 * 4/5 (pl_interval 2 -> r = 2/3 here).
     assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(0.0025 * 2 / 3, rel=1e-12)
     assert state["opt_D"]["param_groups"][0]["betas"][1] == pytest.approx(0.99 ** (3 / 4), rel=1e-12)

@@ -1,0 +1,57 @@
+"""Atomic file writes: a reader (or a resumed run after a kill) sees the old file or the new one, never
+a partial one. Used for checkpoints, the feature cache, downloaded weights and run files."""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `path` when the block ends without error.
+
+    The data go to a temporary file in the same folder (same file system, so the rename is atomic),
+    which is flushed to disk and renamed over `path`. On any exception, Ctrl-C included, the temporary
+    file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`Path.write_text` (UTF-8), atomically."""
+    with atomic_write(path) as file:
+        file.write(text.encode())
+
+
+def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make `path` a hard link to (where links are unsupported, a copy of) `source`, atomically."""
+    path = Path(path)
+    if path.exists() and os.path.samefile(source, path):
+        return  # renaming a link over another link of the same file would do nothing, leaving the temporary
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        os.unlink(temporary)
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,71 @@
+"""Process state a run saves and checks: the rank within a distributed job and the global RNG states.
+
+Plain torch.distributed (no Lightning), so checkpoint writers and readers at every layer can use it.
+"""
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def world_size() -> int:
+    """Number of processes when torch.distributed is initialised, else 1."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """Rank of this process when torch.distributed is initialised, else 0."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def assert_ranks_in_sync(module: nn.Module) -> None:
+    """Raise unless this rank's floating parameters and buffers are bitwise equal to rank 0's (one
+    broadcast of the flattened weights; called at every checkpoint)."""
+    if world_size() == 1:
+        return
+    tensors = [
+        t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()
+    ]
+    mine = torch.cat([t.float() for t in tensors])
+    reference = mine.clone()
+    dist.broadcast(reference, src=0)
+    if not torch.equal(mine, reference):
+        raise RuntimeError(
+            f"Rank {rank()} holds different weights than rank 0: distributed training went out of sync. "
+            "Please report this with your config."
+        )
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Global RNG states of torch (CPU and every CUDA device), numpy and python, as tensors/primitives."""
+    # The legacy global numpy RNG is what user code and libraries draw from, so it is what must be saved.
+    kind, keys, pos, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
+        },
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of capture_rng_state."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gauss"])
+    )
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
