@@ -1,9 +1,9 @@
 """studio-train: train a StyleGAN2 from the Hydra config tree in conf/ (see docs/training.md)."""
 
+import importlib.resources
 import logging
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -13,8 +13,9 @@ from studio.training.module import TrainingDiverged
 
 log = logging.getLogger("studio.train")
 
-# conf/ sits at the repository root next to the studio package (editable installs).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The config tree ships as the package studio.conf: the checkout's conf/ in an editable install, a copy
+# inside site-packages otherwise (pyproject.toml maps one onto the other).
+CONFIG_DIR = str(importlib.resources.files("studio.conf"))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import MiniBatchKMeans
 
 from studio.metrics.functional._inputs import FeatureArray, as_feature_pair
 
@@ -21,6 +20,9 @@ _F_BETA_EPSILON = 1e-10
 def _cluster_histograms(
     fake: np.ndarray, real: np.ndarray, num_clusters: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    # scikit-learn is a declared dependency, imported here because its import costs about a second.
+    from sklearn.cluster import MiniBatchKMeans
+
     labels = (
         MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed)
         .fit(np.vstack([fake, real]))
