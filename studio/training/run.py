@@ -172,18 +172,48 @@ def build_strategy(trainer_cfg: DictConfig) -> Any:
     return strategy
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_workers(cfg: DictConfig) -> None:
+    """data.num_workers=auto -> half the cores, 1 to 4: one worker keeps up with CPU training (it sleeps
+    most of the time) and more would only compete with torch's threads for the cores."""
+    if cfg.data.num_workers == "auto":
+        with open_dict(cfg):
+            cfg.data.num_workers = min(4, max(1, available_cores() // 2))
+
+
+def trains_on_cpu(cfg: DictConfig) -> bool:
+    """Whether the Lightning trainer of `cfg` will run on the CPU."""
+    accelerator = cfg.trainer.accelerator
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
 def set_cpu_threads(cfg: DictConfig) -> None:
-    """On CPU, leave one core per data worker: torch's intra-op threads busy-wait at barriers, so
-    oversubscribed cores (threads + workers > cores) slow training several times over."""
-    if cfg.trainer.accelerator not in ("cpu", "auto") or (
-        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
-    ):
+    """Torch intra-op threads when training on CPU: train.cpu_threads, or by default every core but one
+    per data worker beyond the first. Torch's threads busy-wait at barriers, so cores shared with busy
+    workers slow training several times over; a single worker is mostly asleep (32x32 rendering or PNG
+    decoding takes milliseconds per batch of a step that takes about a second), and leaving it a core
+    cost 1.5x in training speed on 2 cores (docs/benchmarks.md)."""
+    if not trains_on_cpu(cfg):
         return
     threads = cfg.train.cpu_threads
     if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, cores - int(cfg.data.num_workers))
+        threads = max(1, available_cores() - max(0, int(cfg.data.num_workers) - 1))
     torch.set_num_threads(int(threads))
+
+
+def use_channels_last(cfg: DictConfig) -> bool:
+    """train.channels_last: true, false, or auto = on CPU only (measured faster there; on GPUs the
+    layout has not been measured yet, so they keep NCHW)."""
+    setting = cfg.train.channels_last
+    if setting == "auto":
+        return trains_on_cpu(cfg)
+    if not isinstance(setting, bool):
+        raise ValueError(f"train.channels_last must be true, false or auto, got {setting!r}.")
+    return setting
 
 
 def build_module(cfg: DictConfig) -> StyleGAN2Module:
@@ -200,12 +230,14 @@ def build_module(cfg: DictConfig) -> StyleGAN2Module:
         ema_kimg=cfg.train.ema_kimg,
         ema_rampup=cfg.train.ema_rampup,
         seed=cfg.seed,
+        channels_last=use_channels_last(cfg),
     )
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleGAN2Module:
     """Train (or continue) the run described by `cfg` into cfg.run_dir; returns the trained module."""
     run_dir = Path(cfg.run_dir)
+    resolve_workers(cfg)
     set_cpu_threads(cfg)
     dataset = resolve_data(cfg)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)

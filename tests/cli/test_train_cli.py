@@ -16,6 +16,7 @@ from studio.data.image_folder import ImageFolderDataset
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
+    "~experiment",
     "data.resolution=16",
     "data.dataset.size=64",
     "data.num_workers=0",

@@ -9,8 +9,10 @@ from omegaconf import DictConfig
 from studio.cli.train import CONFIG_DIR
 
 # A 16x16 StyleGAN2 with a few thousand parameters; regularizers fire every 2-3 steps so a short run
-# exercises every phase. One step = 4 images.
+# exercises every phase. One step = 4 images. ~experiment: the plain config tree, without the
+# first-run demo's settings (no path-length term, FID at ticks), which tests/training/test_config.py checks.
 TINY = [
+    "~experiment",
     "data.resolution=16",
     "data.num_workers=0",
     "model.z_dim=8",

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 from studio.cli.train import CONFIG_DIR
+from studio.training import run
 from studio.training.run import build_loggers
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -63,7 +64,7 @@ def count(module) -> int:
 
 
 def test_analytic_counts_reproduce_the_published_cpu_config() -> None:
-    # reference-numbers.md: G 2,284,307 and D 1,346,305 at 32x32, cbase 4096, cmax 128, mapping 2.
+    # docs/benchmarks.md: G 2,284,307 and D 1,346,305 at 32x32, cbase 4096, cmax 128, mapping 2.
     assert stylegan2_g_params(32, 512, 512, 2, 4096, 128) == 2_284_307
     assert stylegan2_d_params(32, 4096, 128) == 1_346_305
 
@@ -130,3 +131,29 @@ def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:
     (again,) = build_loggers(wandb.logger, tmp_path)
     assert again._wandb_init["id"] == run_id
     assert build_loggers(none.logger, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads", "resolved_workers"),
+    [
+        (2, "auto", 2, 1),  # the default on a 2-core machine: one mostly idle worker, torch on both cores
+        (16, "auto", 13, 4),
+        (2, 0, 2, 0),
+        (2, 4, 1, 4),  # more workers than cores: torch keeps one thread, never more threads than cores free
+        (8, 3, 6, 3),
+    ],
+)
+def test_cpu_threads_leave_a_core_per_data_worker_beyond_the_first(
+    monkeypatch, cores, workers, threads, resolved_workers
+) -> None:
+    monkeypatch.setattr(run, "available_cores", lambda: cores)
+    chosen = []
+    monkeypatch.setattr(run.torch, "set_num_threads", chosen.append)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"data.num_workers={workers}", "trainer.accelerator=cpu"])
+    run.resolve_workers(cfg)
+    run.set_cpu_threads(cfg)
+    assert (chosen, cfg.data.num_workers) == ([threads], resolved_workers)
+    cfg.train.cpu_threads = 3
+    run.set_cpu_threads(cfg)
+    assert chosen[-1] == 3
