@@ -82,7 +82,8 @@ def onednn_depth(repeats: int) -> None:
         elif onednn >= blas:
             first_faster = None
     print(
-        f"KNN_ONEDNN_MIN_DEPTH: in use {cpu_tuning.KNN_ONEDNN_MIN_DEPTH}, oneDNN faster from {first_faster}"
+        f"KNN_ONEDNN_MIN_DEPTH ({cpu_tuning.cpu_vendor() or 'unknown vendor'}): in use "
+        f"{cpu_tuning.knn_onednn_min_depth()}, oneDNN faster from depth {first_faster}"
     )
 
 

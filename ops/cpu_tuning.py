@@ -26,9 +26,11 @@ UPFIRDN2D_CHUNK_CACHE_FRACTION = 1 / 8
 KNN_BLOCK_CACHE_FRACTION = 1 / 2
 KNN_BLOCK_ELEMENTS_RANGE = (1 << 20, 1 << 25)
 
-# k-NN metrics: float32 products of at least this depth go through oneDNN. On the EPYC its AVX-512 GEMM
-# ran about twice as fast as MKL, which takes its AVX2 path on AMD CPUs (~210 vs ~108 GFLOP/s per core at
-# depth 2048); shallow products are bound by writing the block, where BLAS into a reused buffer wins.
+# k-NN metrics: on CPUs other than Intel's, float32 products of at least this depth go through oneDNN.
+# On the EPYC its AVX-512 GEMM ran about twice as fast as MKL, which takes its AVX2 path on AMD CPUs
+# (~210 vs ~108 GFLOP/s per core at depth 2048); shallow products are bound by writing the block, where
+# BLAS into a reused buffer wins. On an Intel Xeon MKL was faster at every depth (44.5 vs 68.3 ms at 256,
+# 273 vs 315 ms at 2048 for a 4096 x 4096 block), so Intel CPUs always use BLAS.
 KNN_ONEDNN_MIN_DEPTH = 256
 
 
@@ -44,6 +46,24 @@ def largest_cpu_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cac
         if text[:-1].isdigit() and text[-1] in "KM":
             sizes.append(int(text[:-1]) << (10 if text[-1] == "K" else 20))
     return min(max(sizes, default=FALLBACK_CACHE_BYTES), CACHE_BYTES_MAX)
+
+
+@functools.cache
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The `vendor_id` of Linux /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...); "" elsewhere."""
+    try:
+        with open(cpuinfo) as lines:
+            for line in lines:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def knn_onednn_min_depth() -> float:
+    """Smallest feature depth whose CPU k-NN products go through oneDNN (infinite on Intel CPUs)."""
+    return float("inf") if cpu_vendor() == "GenuineIntel" else KNN_ONEDNN_MIN_DEPTH
 
 
 @functools.cache

@@ -66,8 +66,10 @@ def test_prdc_parity_float32(sets):
     assert ours == pytest.approx(_prdc(real, fake, 5), abs=1.0 / 600 + 1e-12)
 
 
-def test_deep_float32_features_match_prdc_and_brute_force():
-    """300-d float32 on a CPU takes the oneDNN matmul path (D >= 254) and 2-3 triangular row blocks."""
+def test_deep_float32_features_match_prdc_and_brute_force(monkeypatch):
+    """300-d float32 on a non-Intel CPU takes the oneDNN matmul path (D >= 254) and 2-3 triangular row
+    blocks."""
+    monkeypatch.setattr(cpu_tuning, "cpu_vendor", lambda: "AuthenticAMD")
     rng = np.random.default_rng(4)
     real = rng.standard_normal((600, 300)).astype(np.float32)
     fake = (rng.standard_normal((500, 300)) * 1.05 + 0.05).astype(np.float32)
@@ -148,6 +150,9 @@ def test_largest_cpu_cache_is_read_from_sysfs(tmp_path, monkeypatch):
         (tmp_path / f"index{index}" / "size").write_text(size + "\n")
     assert cpu_tuning.largest_cpu_cache_bytes(tmp_path) == 16 << 20
     assert cpu_tuning.largest_cpu_cache_bytes(tmp_path / "missing") == cpu_tuning.FALLBACK_CACHE_BYTES
+    (tmp_path / "index9").mkdir()
+    (tmp_path / "index9" / "size").write_text("307200K\n")  # a shared L3 counts as 32 MiB at most
+    assert cpu_tuning.largest_cpu_cache_bytes(tmp_path) == cpu_tuning.CACHE_BYTES_MAX == 32 << 20
     for function in (cpu_tuning.knn_block_elements, cpu_tuning.upfirdn2d_chunk_elements):
         function.cache_clear()
     monkeypatch.setattr(cpu_tuning, "largest_cpu_cache_bytes", lambda: 32 << 20)
@@ -156,6 +161,16 @@ def test_largest_cpu_cache_is_read_from_sysfs(tmp_path, monkeypatch):
     assert cpu_tuning.upfirdn2d_chunk_elements() == 1 << 20
     for function in (cpu_tuning.knn_block_elements, cpu_tuning.upfirdn2d_chunk_elements):
         function.cache_clear()
+
+
+def test_onednn_products_only_off_intel(tmp_path, monkeypatch):
+    (tmp_path / "intel").write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n")
+    assert cpu_tuning.cpu_vendor.__wrapped__(tmp_path / "intel") == "GenuineIntel"
+    assert cpu_tuning.cpu_vendor.__wrapped__(tmp_path / "missing") == ""
+    monkeypatch.setattr(cpu_tuning, "cpu_vendor", lambda: "GenuineIntel")
+    assert cpu_tuning.knn_onednn_min_depth() == float("inf")
+    monkeypatch.setattr(cpu_tuning, "cpu_vendor", lambda: "AuthenticAMD")
+    assert cpu_tuning.knn_onednn_min_depth() == 256
 
 
 def test_knn_radii_match_brute_force_with_duplicates():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ops.cpu_tuning import KNN_ONEDNN_MIN_DEPTH, knn_block_elements
+from ops.cpu_tuning import knn_block_elements, knn_onednn_min_depth
 
 
 def default_block_size(device: torch.device) -> int:
@@ -86,7 +86,7 @@ def _use_onednn(left: torch.Tensor) -> bool:
     return (
         left.device.type == "cpu"
         and left.dtype == torch.float32
-        and left.shape[1] >= KNN_ONEDNN_MIN_DEPTH
+        and left.shape[1] >= knn_onednn_min_depth()
         and torch.backends.mkldnn.is_available()
     )
 
