@@ -7,7 +7,7 @@
 
 Rows use impl="ref" and, with CUDA, impl="cuda". The ratio column is ours / NVlabs for the same kind of
 implementation (ref vs their reference, cuda vs their kernel) and is shown only for the full shapes on
-a GPU, the setting NVlabs measured (reference-numbers.md, "Custom ops").
+a GPU, the setting NVlabs measured (docs/benchmarks.md, "Custom ops").
 """
 
 import argparse
@@ -53,7 +53,7 @@ def _filtered_lrelu_case(n, c, size, up, down, nvlabs_cuda, nvlabs_ref, device) 
 
 
 def build_cases(small: bool, device: torch.device) -> list[Case]:
-    """The reference-numbers.md shapes, or (small) the same ops on shapes a 2-core CPU runs quickly."""
+    """The shapes of docs/benchmarks.md, or (small) the same ops on shapes a 2-core CPU runs quickly."""
     scale = (lambda n, c, s: (max(n // 16, 1), max(c // 16, 4), s)) if small else (lambda n, c, s: (n, c, s))
     cases = [
         _filtered_lrelu_case(*scale(32, 512, 36), 2, 2, (0.40, 1.22), (1.94, 4.31), device),
@@ -143,7 +143,7 @@ def main() -> None:
     comparable = device.type == "cuda" and not small
 
     print(f"device: {describe_device(device)}; shapes: {'small' if small else 'full'}; median of {reps}")
-    print("NVlabs columns: H100 numbers from reference-numbers.md; ratio = ours / NVlabs (same impl kind)")
+    print("NVlabs columns: H100 numbers from docs/benchmarks.md; ratio = ours / NVlabs (same impl kind)")
     header = f"{'op':28s} {'N,C,H,W':>16s} {'impl':>4s} {'fwd ms':>8s} {'fwd+bwd':>8s}"
     print(f"{header} {'NV fwd':>7s} {'NV f+b':>7s} {'ratio':>6s} {'ratio':>6s}")
     for case in build_cases(small, device):

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
+from studio.io.atomic import write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
@@ -139,8 +140,7 @@ def wandb_run_id(run_dir: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     run_id = secrets.token_hex(8)  # W&B run ids may use [a-z0-9]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(run_id + "\n")
+    write_text_atomic(path, run_id + "\n")
     return run_id
 
 
@@ -243,7 +243,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config_yaml)
+        write_text_atomic(run_dir / "config.yaml", config_yaml)
 
     module = build_module(cfg)
     datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)

@@ -108,13 +108,22 @@ def test_unknown_keys_are_rejected() -> None:
         compose_experiment("stylegan2_cpu32", "train.kimgs=5")
 
 
-def test_default_run_is_the_tiny_cpu_model_on_shapes() -> None:
+def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train")
+        plain = compose("train", overrides=["~experiment"])
+        preset = compose("train", overrides=["experiment=stylegan2_cpu32"])
     assert cfg.data.dataset._target_ == "studio.data.shapes.ShapesDataset"
     assert cfg.data.resolution == 32
     assert cfg.trainer.accelerator == "auto"
     assert list(cfg.logger) == ["tensorboard"]
+    assert (cfg.model.channel_base, cfg.model.channel_max) == (1024, 64)  # model=stylegan2_tiny
+    assert cfg.data.use_labels and (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (16, 32, 0)
+    assert (list(cfg.eval.metrics), cfg.eval.backbone, cfg.eval.num_gen) == (["fid"], "random_cnn", 1000)
+    # A preset replaces the demo entirely: its own settings, no metrics at ticks unless asked.
+    for other in (plain, preset):
+        assert list(other.eval.metrics) == [] and other.loss.pl_weight == 2.0
+        assert not other.data.use_labels
 
 
 def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:
