@@ -257,3 +257,16 @@ def test_tf32_setting_is_restored(sets):
     knn_metrics(*sets, metrics=("precision",))
     knn_metrics(*sets, metrics=("precision",), allow_tf32=True)
     assert matmul.fp32_precision == before
+
+
+def test_density_coverage_alone_with_a_k_below_k_pr():
+    """Only the radii of the requested metrics' k exist (here 1..2, below the default k_pr=3)."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.standard_normal((4, 4)), rng.standard_normal((7, 4))
+    ours = knn_metrics(real, fake, metrics=["density", "coverage"], k_dc=2, strict=True, dtype="float64")
+    expected = _prdc(real, fake, 2)
+    assert ours == pytest.approx({key: expected[key] for key in ("density", "coverage")}, abs=1e-12)
+    manifold = RealManifold(real, k_max=2)
+    assert manifold.evaluate(fake, ["density", "coverage"], k_dc=2)["coverage"] == pytest.approx(
+        density_coverage(real, fake, k=2)["coverage"]
+    )

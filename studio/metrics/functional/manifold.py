@@ -143,8 +143,9 @@ class _CrossPass:
             check_enough_samples(manifold.features.shape[0], k, "real")
         self.base_k = ks[min(wanted, key=KNN_METRICS.index)]
         # Sorting the reals by ball radius makes "smallest ball containing the fake" (rarity) the
-        # first containing column, and the realism balls (radius <= percentile) a prefix.
-        sort_k = k_rarity if "rarity" in wanted else k_pr
+        # first containing column, and the realism balls (radius <= percentile) a prefix. Only radii
+        # of a requested metric's k are guaranteed to exist (density/coverage alone may use k < k_pr).
+        sort_k = k_rarity if "rarity" in wanted else k_pr if "realism" in wanted else self.base_k
         order = manifold.radii_sq(sort_k).argsort()
         self.real = manifold.features[order]
         radius_sq = {k: manifold.radii_sq(k)[order] for k in needed_k}
