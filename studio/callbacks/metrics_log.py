@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from studio.callbacks.schedule import step_crossed
+from studio.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,19 @@ class MetricsLog(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._tick_time = time.perf_counter()
         self._tick_nimg = pl_module.cur_nimg
+        if pl_module.cur_nimg > 0 and trainer.is_global_zero:
+            self.drop_records_after(pl_module.cur_nimg)
+
+    def drop_records_after(self, nimg: int) -> None:
+        """Remove the lines of ticks after `nimg` (images shown) from the file, atomically: a run killed
+        after writing a tick's line but before its checkpoint resumes from the previous checkpoint and
+        writes that tick again, so exactly one line per tick remains."""
+        if not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if round(json.loads(line)["kimg"] * 1000) <= nimg]
+        if len(kept) < len(lines):
+            write_text_atomic(self.path, "".join(kept))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if step_crossed(pl_module, self.every_kimg) or pl_module.done or trainer.should_stop:
@@ -68,6 +82,7 @@ class MetricsLog(L.Callback):
             scalars["timing/sec_per_kimg"] = record["sec_per_kimg"]
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=pl_module.cur_nimg)
+            logger.save()  # on disk at every tick: Lightning's CSV logger otherwise flushes every 100 steps
         log.info(
             "kimg %.3f  %s  %.1f s/kimg",
             record["kimg"],

@@ -55,3 +55,12 @@ def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (`.<name>.<random>.tmp`) that a killed writer left in `folder`; only
+    call it when nothing writes there (e.g. at the start of a resumed run). Returns what was removed."""
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -9,6 +9,7 @@ A checkpoint is a dict loadable with torch.load(weights_only=True):
   opt_G, opt_D  optimizer state_dicts
   progress      {"cur_nimg", "step", "batch", "world_size"}  (images shown, optimizer steps)
   rng           one entry per rank: {"torch", "cuda", "numpy", "python"} generator states
+  stats         running sums and counts of the logged losses since the last evaluation tick
   config        the run's resolved YAML
   run           {"seed", "dataset_length", "dataset_fingerprint"}: checked on resume (a change is warned)
 """

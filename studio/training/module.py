@@ -39,6 +39,12 @@ class RunningStats:
             self.sums[name] = self.sums.get(name, 0.0) + value
             self.counts[name] = self.counts.get(name, 0) + 1
 
+    def state_dict(self) -> dict[str, dict]:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
     def pop_means(self) -> dict[str, float]:
         """Means since the last call, then reset."""
         means = {name: self.sums[name] / self.counts[name] for name in self.sums}
@@ -233,6 +239,7 @@ class StyleGAN2Module(L.LightningModule):
                 "world_size": world_size(),
             },
             "rng": rng_per_rank,
+            "stats": self.stats.state_dict(),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -252,3 +259,5 @@ class StyleGAN2Module(L.LightningModule):
         self.num_steps = int(progress["step"])
         self._pending_optimizer_states = (state["opt_G"], state["opt_D"])
         self._pending_rng = list(state["rng"])
+        if "stats" in state:  # running means since the last tick, so the next line covers the whole tick
+            self.stats.load_state_dict(state["stats"])

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
-from studio.io.atomic import write_text_atomic
+from studio.io.atomic import remove_stale_temporaries, write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
@@ -250,6 +250,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     identity = run_identity(cfg, dataset)
     checkpoint = resume_path(cfg.resume, run_dir)
     if checkpoint is not None:
+        if rank_zero_only.rank == 0:
+            for stale in remove_stale_temporaries(checkpoint.parent):
+                log.info("Removed %s, left by an interrupted checkpoint write.", stale)
         state = load_checkpoint(checkpoint)
         module.load_training_state(state)
         warn_if_run_differs(state.get("run"), identity)

@@ -1,5 +1,6 @@
 """Exact resume, checkpoint contents, and the NaN stop that leaves the last good checkpoint intact."""
 
+import json
 import logging
 import math
 import os
@@ -60,7 +61,8 @@ def test_checkpoint_holds_the_complete_state(tmp_path, tiny_cfg) -> None:
     assert ckpts == ["kimg-000000.004.ckpt", "kimg-000000.008.ckpt", "last.ckpt"]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert set(state) == {
-        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "networks", "config", "run"
+        "format", "G", "D", "G_ema", "loss", "opt_G", "opt_D", "progress", "rng", "stats", "networks",
+        "config", "run",
     }  # fmt: skip
     assert state["run"] == {
         "seed": 0, "dataset_length": 64, "dataset_fingerprint": ShapesDataset(16, size=64).fingerprint()
@@ -153,3 +155,42 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_cfg) -> No
     assert module.num_steps == 3 and not module.done
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["progress"]["cur_nimg"] == 12
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_resume_after_a_mid_tick_stop_logs_the_same_tick_line(tmp_path, tiny_cfg) -> None:
+    """The running loss means are in the checkpoint: the tick after a Ctrl-C + resume averages the
+    same steps as an uninterrupted run, and a line a killed run wrote past its checkpoint is dropped."""
+    opts = ("train.kimg=0.032", "eval.every_kimg=0.016", "ckpt.every_kimg=100")
+    train(tiny_cfg(tmp_path / "straight", *opts))
+    split = tmp_path / "split"
+    train(tiny_cfg(split, *opts), extra_callbacks=[InterruptAfter(1)])  # stops after step 2 of 4
+    with open(split / "metrics.jsonl", "a") as log:  # as if killed after a line, before its checkpoint
+        log.write(json.dumps({"kimg": 0.016, "results": {}}) + "\n")
+    (split / "checkpoints" / ".last.ckpt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    train(tiny_cfg(split, *opts, "resume=auto"))
+
+    def lines(run_dir):
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    straight, resumed = lines(tmp_path / "straight"), lines(split)
+    assert [line["kimg"] for line in resumed] == [line["kimg"] for line in straight] == [0.016, 0.032]
+    for a, b in zip(straight, resumed, strict=True):
+        assert a["results"] == b["results"]
+    assert {"loss/G", "loss/G_pl", "loss/D", "loss/D_r1", "pl_mean"} <= set(resumed[0]["results"])
+    assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
+def test_csv_rows_are_on_disk_at_every_tick(tmp_path, tiny_cfg) -> None:
+    class ReadCsvAtTicks(L.Callback):
+        rows: list[int] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if pl_module.num_steps % 2 == 0:  # a tick every 2 steps (0.008 kimg)
+                (csv,) = (tmp_path / "csv").rglob("metrics.csv")
+                self.rows.append(sum("progress/kimg" not in line for line in csv.read_text().splitlines()))
+
+    probe = ReadCsvAtTicks()
+    train(
+        tiny_cfg(tmp_path, "train.kimg=0.024", "eval.every_kimg=0.008", "logger=csv"), extra_callbacks=[probe]
+    )
+    assert probe.rows == [1, 2, 3]
