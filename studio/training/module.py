@@ -214,7 +214,7 @@ class StyleGAN2Module(L.LightningModule):
             )
 
     def training_state(self) -> dict[str, Any]:
-        """Complete training state (see studio.training.checkpoint). Collective under torch.distributed:
+        """Complete training state (see studio.io.checkpoint). Collective under torch.distributed:
         every rank must call it (each contributes its RNG state)."""
         rng = capture_rng_state()
         if world_size() > 1:
