@@ -11,25 +11,29 @@ from typing import BinaryIO
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yield a binary file that replaces `path` when the block ends without error.
-
-    The data go to a temporary file in the same folder (same file system, so the rename is atomic),
-    which is flushed to disk and renamed over `path`. On any exception, Ctrl-C included, the temporary
-    file is removed and `path` is untouched.
-    """
-    path = Path(path)
+def _replacing(path: Path) -> Iterator[Path]:
+    """A fresh temporary name in `path`'s folder (same file system, so the rename is atomic) for the
+    block to fill; renamed over `path` when the block ends without error, removed on any exception
+    (Ctrl-C included), leaving `path` untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
+        yield Path(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `path` when the block ends without error; its data are on disk
+    (fsync) before the rename."""
+    with _replacing(Path(path)) as temporary, open(temporary, "wb") as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -43,18 +47,12 @@ def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
     path = Path(path)
     if path.exists() and os.path.samefile(source, path):
         return  # renaming a link over another link of the same file would do nothing, leaving the temporary
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        os.unlink(temporary)
+    with _replacing(path) as temporary:
+        temporary.unlink()
         try:
             os.link(source, temporary)
         except OSError:
             shutil.copyfile(source, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
