@@ -242,7 +242,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     dataset = resolve_data(cfg)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.
+        for stale in (*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / "checkpoints")):
+            log.info("Removed %s, left by an interrupted write.", stale)
         write_text_atomic(run_dir / "config.yaml", config_yaml)
 
     module = build_module(cfg)
@@ -250,9 +252,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     identity = run_identity(cfg, dataset)
     checkpoint = resume_path(cfg.resume, run_dir)
     if checkpoint is not None:
-        if rank_zero_only.rank == 0:
-            for stale in remove_stale_temporaries(checkpoint.parent):
-                log.info("Removed %s, left by an interrupted checkpoint write.", stale)
         state = load_checkpoint(checkpoint)
         module.load_training_state(state)
         warn_if_run_differs(state.get("run"), identity)

@@ -167,6 +167,7 @@ def test_a_resume_after_a_mid_tick_stop_logs_the_same_tick_line(tmp_path, tiny_c
     with open(split / "metrics.jsonl", "a") as log:  # as if killed after a line, before its checkpoint
         log.write(json.dumps({"kimg": 0.016, "results": {}}) + "\n")
     (split / "checkpoints" / ".last.ckpt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    (split / ".metrics.jsonl.z3w4.tmp").write_text("half a rewrite")
     train(tiny_cfg(split, *opts, "resume=auto"))
 
     def lines(run_dir):
@@ -178,6 +179,7 @@ def test_a_resume_after_a_mid_tick_stop_logs_the_same_tick_line(tmp_path, tiny_c
         assert a["results"] == b["results"]
     assert {"loss/G", "loss/G_pl", "loss/D", "loss/D_r1", "pl_mean"} <= set(resumed[0]["results"])
     assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert not list(split.glob(".*.tmp"))
 
 
 def test_csv_rows_are_on_disk_at_every_tick(tmp_path, tiny_cfg) -> None:
