@@ -9,25 +9,16 @@ change ops/cpu_tuning.py and record the machine and the numbers there.
 
 import argparse
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from unittest import mock
 
 import torch
+from metrics_speed import best_time  # benchmarks/ is the script's folder
 
 import ops
 from ops import cpu_tuning
-from studio.metrics.functional import knn as knn_module
 from studio.metrics.functional import knn_metrics
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def report(name: str, in_use: object, timings: dict[object, float]) -> None:
@@ -36,16 +27,23 @@ def report(name: str, in_use: object, timings: dict[object, float]) -> None:
     print(f"{name}: in use {in_use}, fastest {fastest}  ({cells})")
 
 
+@contextmanager
+def fraction_in_use(name: str, fraction: float, derived: Callable[[], int]) -> Iterator[None]:
+    """Set the cache fraction `name` of ops.cpu_tuning and recompute the cached size derived from it."""
+    with mock.patch.object(cpu_tuning, name, fraction):
+        derived.cache_clear()
+        yield
+    derived.cache_clear()
+
+
 def upfirdn2d_chunks(repeats: int) -> None:
     """The StyleGAN2 shape the constant was measured on: 16 x 128 x 67 x 67, [1,3,3,1] upsampling."""
     x, f = torch.randn(16, 128, 67, 67), ops.setup_filter([1, 3, 3, 1])
     timings = {}
     for fraction in (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 4):
-        elements = int(cpu_tuning.largest_cpu_cache_bytes() * fraction) // 4
-        with mock.patch("ops.upfirdn2d.upfirdn2d_chunk_elements", lambda e=elements: e):
-            timings[f"1/{round(1 / fraction)}" if fraction < 1 else str(fraction)] = best_time(
-                lambda: ops.upsample2d(x, f, impl="ref"), repeats
-            )
+        label = f"1/{round(1 / fraction)}" if fraction < 1 else str(fraction)
+        with fraction_in_use("UPFIRDN2D_CHUNK_CACHE_FRACTION", fraction, cpu_tuning.upfirdn2d_chunk_elements):
+            timings[label] = best_time(lambda: ops.upsample2d(x, f, impl="ref"), repeats)[0]
     report("UPFIRDN2D_CHUNK_CACHE_FRACTION", cpu_tuning.UPFIRDN2D_CHUNK_CACHE_FRACTION, timings)
 
 
@@ -55,10 +53,8 @@ def knn_blocks(repeats: int) -> None:
     real, fake = torch.randn(5000, 64, generator=generator), torch.randn(5000, 64, generator=generator)
     timings = {}
     for fraction in (1 / 8, 1 / 4, 1 / 2, 1, 2, 4):
-        low, high = cpu_tuning.KNN_BLOCK_ELEMENTS_RANGE
-        elements = min(max(int(cpu_tuning.largest_cpu_cache_bytes() * fraction) // 4, low), high)
-        with mock.patch.object(knn_module, "knn_block_elements", lambda e=elements: e):
-            timings[str(fraction)] = best_time(lambda: knn_metrics(real, fake), repeats)
+        with fraction_in_use("KNN_BLOCK_CACHE_FRACTION", fraction, cpu_tuning.knn_block_elements):
+            timings[str(fraction)] = best_time(lambda: knn_metrics(real, fake), repeats)[0]
     report("KNN_BLOCK_CACHE_FRACTION", cpu_tuning.KNN_BLOCK_CACHE_FRACTION, timings)
 
 
@@ -69,13 +65,13 @@ def onednn_depth(repeats: int) -> None:
     first_faster = None
     for depth in (32, 64, 128, 256, 512, 1024, 2048):
         left, right = torch.randn(4096, depth + 2), torch.randn(4096, depth + 2)
-        blas = best_time(lambda l=left, r=right: torch.mm(l, r.T, out=out), repeats)
+        blas = best_time(lambda l=left, r=right: torch.mm(l, r.T, out=out), repeats)[0]
         if not torch.backends.mkldnn.is_available():
             print("oneDNN is not available in this torch build; KNN_ONEDNN_MIN_DEPTH has no effect")
             return
         onednn = best_time(
             lambda l=left, r=right: torch.ops.mkldnn._linear_pointwise(l, r, None, "none", [], ""), repeats
-        )
+        )[0]
         print(f"  depth {depth}: BLAS {blas * 1e3:.1f} ms, oneDNN {onednn * 1e3:.1f} ms")
         if onednn < blas and first_faster is None:
             first_faster = depth
