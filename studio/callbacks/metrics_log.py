@@ -12,6 +12,7 @@ from torch import nn
 
 from studio.callbacks.schedule import step_crossed
 from studio.io.atomic import write_text_atomic
+from studio.runtime import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,14 @@ class MetricsLog(L.Callback):
         if not trainer.is_global_zero:
             return
         if self.evaluate is not None:
-            record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
+            # Evaluation may draw random numbers (a DataLoader seeds itself from the global torch RNG on a
+            # feature-cache miss): it must not change the training stream, so training is the same with
+            # metrics on or off and whether or not the real features were cached.
+            rng = capture_rng_state()
+            try:
+                record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
+            finally:
+                restore_rng_state(rng)
             record["eval_seconds"] = time.perf_counter() - now
             self._tick_time = time.perf_counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)

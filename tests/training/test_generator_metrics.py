@@ -68,3 +68,15 @@ def test_training_writes_the_metrics_into_metrics_jsonl(tmp_path, tiny_cfg, monk
         assert {"fid", "kid_mean", "kid_std", "loss/G", "loss/D"} <= set(record["results"])
         assert record["results"]["fid"] > 0
         assert record["eval_seconds"] >= 0
+
+
+def test_metrics_at_ticks_leave_training_unchanged(tmp_path, tiny_cfg, monkeypatch) -> None:
+    """A feature-cache miss iterates a DataLoader, which seeds itself from the global RNG: evaluation
+    must not shift the training stream, so the weights equal those of a run without metrics."""
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    opts = ("train.kimg=0.016", "eval.every_kimg=0.008", "ckpt.every_kimg=100")
+    metrics = ("eval.metrics=[fid]", "eval.backbone=random_cnn", "eval.num_gen=8", "eval.num_real=8")
+    with_metrics = train(tiny_cfg(tmp_path / "with", *opts, *metrics))
+    without = train(tiny_cfg(tmp_path / "without", *opts))
+    for name, value in without.G.state_dict().items():
+        assert torch.equal(with_metrics.G.state_dict()[name], value), name
