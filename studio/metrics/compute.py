@@ -22,12 +22,18 @@ Features = Mapping[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class MetricGroup:
-    """A metric name usable in configs/CLIs: which feature it needs and which functions it calls."""
+    """A metric name usable in configs/CLIs: which feature it needs and which functions it calls.
+
+    `shortfalls(options, n_real, n_fake)` lists, as sentences, what the sample counts lack for this
+    metric under the effective options ({functional name: {keyword: value}}), so that a run can refuse
+    before it extracts a single image.
+    """
 
     feature: str  # "pool" or "logits"
     uses_real: bool
     functions: tuple[str, ...]  # names in studio.metrics.functional whose keyword defaults apply
     run: Callable[[torch.Tensor | None, torch.Tensor, dict], dict[str, float]] | None  # None: k-NN family
+    shortfalls: Callable[[dict, int, int], list[str]]
 
 
 def _floats(values: Mapping) -> dict[str, float]:
@@ -80,15 +86,73 @@ def _run_knn(names: Sequence[str], real, fake, opts) -> dict[str, float]:
     return _knn_summary(F.knn_metrics(real, fake, members, **opts["knn_metrics"]))
 
 
+def _too_few(side: str, have: int, need: int, why: str) -> list[str]:
+    return [f"needs at least {need} {side} samples ({why}), the {side} set has {have}"] if have < need else []
+
+
+def _knn_radius(side: str, have: int, fn: str, key: str, opts: dict) -> list[str]:
+    k = opts[fn][key]
+    why = f"{key}={k}, options.{fn}.{key}: a k-NN radius excludes the sample itself"
+    return _too_few(side, have, k + 1, why)
+
+
+def _fid_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    why = "a covariance needs 2"
+    return _too_few("real", n_real, 2, why) + _too_few("fake", n_fake, 2, why)
+
+
+def _kid_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    why = "every KID subset draws at least 2"
+    return _too_few("real", n_real, 2, why) + _too_few("fake", n_fake, 2, why)
+
+
+def _is_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    splits = opts["inception_score"]["splits"]
+    return _too_few("fake", n_fake, splits, f"splits={splits}, options.inception_score.splits")
+
+
+def _pr_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    # Recall puts real samples into the k_pr-NN balls of the fakes, so both sets need k_pr + 1.
+    return _knn_radius("real", n_real, "knn_metrics", "k_pr", opts) + _knn_radius(
+        "fake", n_fake, "knn_metrics", "k_pr", opts
+    )
+
+
+def _dc_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    return _knn_radius("real", n_real, "knn_metrics", "k_dc", opts)
+
+
+def _rarity_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    return _knn_radius("real", n_real, "knn_metrics", "k_rarity", opts)
+
+
+def _prd_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    found = []
+    if opts["prd"]["enforce_balance"] and n_real != n_fake:
+        found.append(
+            f"needs equally many real and fake samples (have {n_real} and {n_fake}; set num_real and "
+            "num_gen equal, or options.prd.enforce_balance=false)"
+        )
+    clusters = opts["prd"]["num_clusters"]
+    why = f"num_clusters={clusters}, options.prd.num_clusters"
+    return found + _too_few("real+fake", n_real + n_fake, clusters, why)
+
+
+def _abauth_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
+    return _too_few("real", n_real, 2, "the nearest other real sample of every real one")
+
+
 METRIC_GROUPS: dict[str, MetricGroup] = {
-    "fid": MetricGroup("pool", True, ("fid",), _run_fid),
-    "kid": MetricGroup("pool", True, ("kid",), _run_kid),
-    "is": MetricGroup("logits", False, ("inception_score",), _run_is),
-    "pr": MetricGroup("pool", True, ("knn_metrics",), None),
-    "dc": MetricGroup("pool", True, ("knn_metrics",), None),
-    "rarity": MetricGroup("pool", True, ("knn_metrics",), None),
-    "prd": MetricGroup("pool", True, ("prd", "prd_f_beta"), _run_prd),
-    "abauth": MetricGroup("pool", True, ("alpha_precision_beta_recall_authenticity",), _run_abauth),
+    "fid": MetricGroup("pool", True, ("fid",), _run_fid, _fid_needs),
+    "kid": MetricGroup("pool", True, ("kid",), _run_kid, _kid_needs),
+    "is": MetricGroup("logits", False, ("inception_score",), _run_is, _is_needs),
+    "pr": MetricGroup("pool", True, ("knn_metrics",), None, _pr_needs),
+    "dc": MetricGroup("pool", True, ("knn_metrics",), None, _dc_needs),
+    "rarity": MetricGroup("pool", True, ("knn_metrics",), None, _rarity_needs),
+    "prd": MetricGroup("pool", True, ("prd", "prd_f_beta"), _run_prd, _prd_needs),
+    "abauth": MetricGroup(
+        "pool", True, ("alpha_precision_beta_recall_authenticity",), _run_abauth, _abauth_needs
+    ),
 }
 _SET_BY_SUITE = {("knn_metrics", "metrics")}  # arguments the suite fills in itself
 DEFAULT_METRICS = ("fid", "kid", "pr", "dc")
@@ -139,6 +203,21 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
     return used
 
 
+def check_sample_counts(
+    names: Sequence[str], options: Mapping[str, Mapping] | None, n_real: int, n_fake: int
+) -> None:
+    """ValueError naming every metric whose sample needs `n_real` real and `n_fake` fake samples do not
+    meet under `options`; call it before extracting features (counts are known from the sources)."""
+    used = effective_options(names, options)
+    found = [
+        f"metric {name!r} {shortfall}"
+        for name in check_metric_names(names)
+        for shortfall in METRIC_GROUPS[name].shortfalls(used, n_real, n_fake)
+    ]
+    if found:
+        raise ValueError("; ".join(found) + ". Use more samples or change the setting named.")
+
+
 def _jsonable(value):
     return value if value is None or isinstance(value, (bool, int, float, str, list, dict)) else str(value)
 
@@ -170,17 +249,21 @@ def compute_metrics(
     options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
     """
     names = check_metric_names(metrics)
-    effective_options(names, options)  # validates option names before any work
-    results: dict[str, float] = {}
-    knn_names = [name for name in names if name in KNN_GROUPS]
+    inputs = {}
     for name in names:
         group = METRIC_GROUPS[name]
         fake_x = _require(fake, group.feature, "fake", name)
-        real_x = _require(real, group.feature, "real", name) if group.uses_real else None
+        inputs[name] = (_require(real, group.feature, "real", name) if group.uses_real else None, fake_x)
+    n_real = 0 if real is None else int(next(iter(real.values())).shape[0])
+    check_sample_counts(names, options, n_real, int(next(iter(fake.values())).shape[0]))
+    results: dict[str, float] = {}
+    knn_names = [name for name in names if name in KNN_GROUPS]
+    for name in names:
+        real_x, fake_x = inputs[name]
         opts = group_options(name, options)
         try:
             if name not in KNN_GROUPS:
-                results |= group.run(real_x, fake_x, opts)
+                results |= METRIC_GROUPS[name].run(real_x, fake_x, opts)
             elif name == knn_names[0]:
                 results |= _run_knn(knn_names, real_x, fake_x, opts)
         except ValueError as error:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 
 from studio.features import (
     Backbone,
@@ -21,7 +23,13 @@ from studio.features import (
     extract_features_cached,
     resolve_device,
 )
-from studio.metrics.compute import DEFAULT_METRICS, compute_metrics, effective_options, needed_features
+from studio.metrics.compute import (
+    DEFAULT_METRICS,
+    check_sample_counts,
+    compute_metrics,
+    effective_options,
+    needed_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +38,25 @@ DEFAULT_NUM_GEN = 50_000  # generated images per evaluation of a checkpoint (the
 
 
 @dataclass
+class ImageSet:
+    """One side of an evaluation before any feature is extracted, with its size known.
+
+    origin "npz": `features` holds the stored arrays; "images": `dataset` is an ImageFolderDataset;
+    "checkpoint": `generator` is a G_ema whose images gen_seed .. gen_seed + count - 1 are the set.
+    """
+
+    path: str
+    origin: str
+    count: int
+    features: dict[str, torch.Tensor] | None = None
+    dataset: Dataset | None = None
+    generator: nn.Module | None = None
+    gen_seed: int = 0
+
+
+@dataclass
 class FeatureSet:
-    """Features of one image set and their origin: "npz" (a file) or "images" (run through the backbone)."""
+    """Features of one image set and their origin ("npz", "images" or "checkpoint")."""
 
     features: dict[str, torch.Tensor]
     origin: str
@@ -76,17 +101,14 @@ def _check_path(path: str | Path | None, side: str) -> Path:
     return resolved
 
 
-def load_feature_set(
+def open_image_set(
     path: str | Path,
     side: str,
-    backbone_factory,
     max_items: int | None,
-    use_cache: bool,
-    extract_kwargs: Mapping,
     resolution: int | None = None,
     resize: str | None = None,
-) -> FeatureSet:
-    """Read .npz features, or extract them from an image folder/zip (real sets go through the cache)."""
+) -> ImageSet:
+    """A .npz of features (read now) or an image folder/zip (listed now, every header checked)."""
     from studio.data import ImageFolderDataset
 
     resolved = _check_path(path, side)
@@ -94,30 +116,40 @@ def load_feature_set(
         features = load_npz_features(resolved)
         if max_items is not None:
             features = {key: value[:max_items] for key, value in features.items()}
-        return FeatureSet(features, "npz", str(resolved))
+        return ImageSet(str(resolved), "npz", int(next(iter(features.values())).shape[0]), features=features)
     dataset = ImageFolderDataset(resolved, resolution=resolution, resize=resize, option_prefix="")
-    backbone = backbone_factory()
-    if use_cache:
-        features = extract_features_cached(
-            dataset, backbone, max_items=max_items, desc=side, **extract_kwargs
-        )
-    else:
-        features = extract_features(dataset, backbone, max_items=max_items, desc=side, **extract_kwargs)
-    return FeatureSet(features, "images", str(resolved), fingerprint=dataset.fingerprint())
+    count = len(dataset) if max_items is None else min(len(dataset), max_items)
+    return ImageSet(str(resolved), "images", count, dataset=dataset)
 
 
-def generated_feature_set(
-    ckpt: str | Path, backbone: Backbone, num_gen: int, gen_seed: int, extract_kwargs: Mapping
-) -> FeatureSet:
-    """Features of `num_gen` images of a checkpoint's G_ema (studio.sampling: seeds gen_seed + i, psi 1)."""
+def open_checkpoint_set(ckpt: str | Path, num_gen: int, gen_seed: int, device: torch.device) -> ImageSet:
+    """`num_gen` images of a checkpoint's G_ema (studio.sampling: seeds gen_seed + i, psi 1); the
+    checkpoint is read and its generator built now."""
     from studio.io.checkpoint import load_generator
-    from studio.sampling import sample_images
 
     resolved = _check_path(ckpt, "ckpt")
-    G = load_generator(str(resolved), extract_kwargs["device"])
-    images = sample_images(G, num_gen, seed=gen_seed, batch=extract_kwargs["batch_size"])
-    features = extract_features(images, backbone, max_items=num_gen, desc="fake", **extract_kwargs)
-    return FeatureSet(features, "checkpoint", str(resolved))
+    G = load_generator(str(resolved), device)
+    return ImageSet(str(resolved), "checkpoint", num_gen, generator=G, gen_seed=gen_seed)
+
+
+def extract_image_set(
+    image_set: ImageSet, side: str, backbone: Backbone | None, use_cache: bool, extract_kwargs: Mapping
+) -> FeatureSet:
+    """The features of `image_set`: stored ones, or extracted with `backbone` (real image sets go
+    through the on-disk cache when `use_cache`)."""
+    if image_set.features is not None:
+        return FeatureSet(image_set.features, image_set.origin, image_set.path)
+    if image_set.generator is not None:
+        from studio.sampling import sample_images
+
+        images = sample_images(
+            image_set.generator, image_set.count, seed=image_set.gen_seed, batch=extract_kwargs["batch_size"]
+        )
+        features = extract_features(images, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
+        return FeatureSet(features, image_set.origin, image_set.path)
+    extract = extract_features_cached if use_cache else extract_features
+    features = extract(image_set.dataset, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
+    return FeatureSet(features, image_set.origin, image_set.path, fingerprint=image_set.dataset.fingerprint())
 
 
 def studio_version() -> str:
@@ -160,32 +192,35 @@ def evaluate(
         raise ValueError(
             "give exactly one of fake=PATH (images or .npz) and ckpt=PATH (a training checkpoint)"
         )
+    if metrics is not None:
+        effective_options(metrics, options)  # names and options, before anything is read
     torch_device = resolve_device(device)
-    built: list[Backbone] = []
-
-    def backbone_factory() -> Backbone:
-        if not built:
-            built.append(create_backbone(backbone, weights=weights, device=torch_device, seed=seed))
-            if metrics is not None:
-                built[0].require_outputs(needed_features(metrics), f"metrics {list(metrics)}")
-        return built[0]
-
+    # Everything that can fail is checked before the first image goes through the backbone: sources
+    # readable and counted, checkpoint loaded, backbone weights found, metric names, options and counts.
+    sizing = {"resolution": resolution, "resize": resize}
+    real_images = open_image_set(real, "real", num_real, **sizing)
+    if ckpt is not None:
+        num_gen = DEFAULT_NUM_GEN if num_gen is None else num_gen
+        fake_images = open_checkpoint_set(ckpt, num_gen, gen_seed, torch_device)
+    else:
+        fake_images = open_image_set(fake, "fake", num_gen, **sizing)
+    net = None
+    if real_images.features is None or fake_images.features is None:
+        net = create_backbone(backbone, weights=weights, device=torch_device, seed=seed)
+    if metrics is None:
+        fake_outputs = net.feature_dims if fake_images.features is None else fake_images.features
+        metrics = list(DEFAULT_METRICS) + (["is"] if "logits" in fake_outputs else [])
+    if net is not None:
+        net.require_outputs(needed_features(metrics), f"metrics {list(metrics)}")
+    check_sample_counts(metrics, options, real_images.count, fake_images.count)
     extract_kwargs = {
         "batch_size": batch,
         "device": torch_device,
         "num_workers": workers,
         "progress": progress,
     }
-    effective_options(metrics or DEFAULT_METRICS, options)  # fail on bad names before any extraction
-    sizing = {"resolution": resolution, "resize": resize}
-    real_set = load_feature_set(real, "real", backbone_factory, num_real, cache, extract_kwargs, **sizing)
-    if ckpt is not None:
-        num_gen = DEFAULT_NUM_GEN if num_gen is None else num_gen
-        fake_set = generated_feature_set(ckpt, backbone_factory(), num_gen, gen_seed, extract_kwargs)
-    else:
-        fake_set = load_feature_set(fake, "fake", backbone_factory, num_gen, False, extract_kwargs, **sizing)
-    if metrics is None:
-        metrics = list(DEFAULT_METRICS) + (["is"] if "logits" in fake_set.features else [])
+    real_set = extract_image_set(real_images, "real", net, cache, extract_kwargs)
+    fake_set = extract_image_set(fake_images, "fake", net, False, extract_kwargs)
     results = compute_metrics(real_set.features, fake_set.features, metrics, options)
     protocol = {
         "metrics": list(metrics),
@@ -198,8 +233,8 @@ def evaluate(
         "generation": {"gen_seed": gen_seed, "truncation_psi": 1.0, "noise_mode": "const"}
         if ckpt is not None
         else None,
-        "backbone": built[0].describe()
-        if built
+        "backbone": net.describe()
+        if net is not None
         else {"backbone": "precomputed (.npz)", "requested": backbone},
         "image_sizing": sizing,
         "backbone_seed": seed,

@@ -49,10 +49,14 @@ def test_random_cnn_end_to_end_writes_results_and_protocol(folders, tmp_path, ca
     real, fake = folders
     out = tmp_path / "res" / "results.json"
     args = [f"real={real}", f"fake={fake}", "backbone=random_cnn", f"out={out}", "progress=false"]
-    code, _, err = _run(capsys, *args)
+    with caplog.at_level(logging.INFO, logger="studio.features.cache"):
+        code, _, err = _run(capsys, *args)
     assert code == 2  # 8 images cannot fill the default 10 Inception Score splits
-    assert "metric 'is': splits must be between 1 and the number of samples (8); got 10" in err
-    assert "options.inception_score.KEY=VALUE" in err
+    assert err == (
+        "studio-eval: error: metric 'is' needs at least 10 fake samples (splits=10, "
+        "options.inception_score.splits), the fake set has 8. Use more samples or change the setting named.\n"
+    )
+    assert not caplog.records, "the sample counts must be refused before any feature extraction"
     code, stdout, err = _run(capsys, *args, "options.inception_score.splits=2")
     assert code == 0, err
     report = json.loads(out.read_text())
@@ -80,6 +84,34 @@ def test_random_cnn_end_to_end_writes_results_and_protocol(folders, tmp_path, ca
     assert code == 0
     assert any(r.getMessage().startswith("feature cache hit: ") for r in caplog.records)
     assert json.loads(out.read_text())["results"]["fid"] == pytest.approx(results["fid"], rel=1e-6)
+
+
+def test_small_sets_name_each_metric_and_its_setting_before_extraction(tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    real, fake = _png_folder(tmp_path / "real", 3, seed=0), _png_folder(tmp_path / "fake", 8, seed=1)
+    args = [f"real={real}", f"fake={fake}", "backbone=random_cnn", "out=null", "progress=false"]
+    with caplog.at_level(logging.INFO, logger="studio.features.cache"):
+        code, _, err = _run(capsys, *args, "metrics=[fid,pr,dc]")
+    assert code == 2 and not caplog.records
+    assert err == (
+        "studio-eval: error: metric 'pr' needs at least 4 real samples (k_pr=3, options.knn_metrics.k_pr: "
+        "a k-NN radius excludes the sample itself), the real set has 3; metric 'dc' needs at least 6 real "
+        "samples (k_dc=5, options.knn_metrics.k_dc: a k-NN radius excludes the sample itself), the real set "
+        "has 3. Use more samples or change the setting named.\n"
+    )
+    code, stdout, err = _run(capsys, *args, "metrics=[dc]", "options.knn_metrics.k_dc=2")
+    assert code == 0, err
+    assert re.search(r"^coverage +[0-9.]+$", stdout, re.MULTILINE)
+
+
+def test_unreadable_checkpoint_fails_before_real_images_are_extracted(folders, tmp_path, capsys, caplog):
+    real, _ = folders
+    ckpt = tmp_path / "truncated.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 truncated")
+    with caplog.at_level(logging.INFO, logger="studio.features.cache"):
+        code, _, err = _run(capsys, f"real={real}", f"ckpt={ckpt}", "backbone=random_cnn", "out=null")
+    assert code == 2 and not caplog.records
+    assert err.startswith(f"studio-eval: error: Cannot read checkpoint '{ckpt}' (")
 
 
 def test_random_inception_end_to_end(folders, tmp_path, capsys):

@@ -6,6 +6,7 @@ import torch
 
 import studio.metrics.functional as F
 from studio.metrics import FeatureMetricSuite, compute_metrics, effective_options
+from studio.metrics.compute import check_sample_counts
 
 ALL = ["fid", "kid", "is", "pr", "dc", "rarity", "prd", "abauth"]
 OPTIONS = {"kid": {"num_subsets": 20, "subset_size": 16}, "prd": {"num_runs": 2}}
@@ -112,3 +113,27 @@ def test_effective_options_report_defaults_and_overrides():
     assert used["kid"]["subset_size"] == 1000 and used["kid"]["seed"] == 2020
     assert used["knn_metrics"]["k_pr"] == 4 and used["knn_metrics"]["k_dc"] == 5
     assert "metrics" not in used["knn_metrics"]
+
+
+def test_sample_counts_are_checked_per_metric_with_the_setting_that_decides():
+    check_sample_counts(ALL, OPTIONS, 20, 20)  # enough for everything
+    with pytest.raises(ValueError) as error:
+        check_sample_counts(["prd", "rarity"], {"knn_metrics": {"k_rarity": 7}}, 7, 13)
+    assert str(error.value) == (
+        "metric 'prd' needs equally many real and fake samples (have 7 and 13; set num_real and num_gen "
+        "equal, or options.prd.enforce_balance=false); metric 'rarity' needs at least 8 real samples "
+        "(k_rarity=7, options.knn_metrics.k_rarity: a k-NN radius excludes the sample itself), the real "
+        "set has 7. Use more samples or change the setting named."
+    )
+    check_sample_counts(["prd"], {"prd": {"enforce_balance": False}}, 7, 13)
+    with pytest.raises(
+        ValueError, match=r"metric 'prd' needs at least 20 real\+fake samples \(num_clusters=20"
+    ):
+        check_sample_counts(["prd"], None, 9, 9)
+    with pytest.raises(ValueError, match=r"^metric 'pr' needs at least 4 fake samples \(k_pr=3, "):
+        check_sample_counts(["pr"], None, 100, 3)  # recall's k-NN balls are around the fakes
+    # the functional code agrees with each boundary: one sample more runs
+    r, f = _features(8, 0), _features(8, 1)
+    compute_metrics({"pool": r["pool"][:6]}, {"pool": f["pool"][:1]}, ["dc"])
+    compute_metrics({"pool": r["pool"][:4]}, {"pool": f["pool"][:4]}, ["pr"])
+    compute_metrics({"pool": r["pool"][:2]}, {"pool": f["pool"][:2]}, ["fid", "kid", "abauth"])
