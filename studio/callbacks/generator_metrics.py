@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from studio.features import Backbone, create_backbone, extract_features, extract_features_cached
-from studio.metrics.compute import check_metric_names, effective_options, needed_features
+from studio.features import create_backbone, extract_features, extract_features_cached
+from studio.metrics.compute import check_metric_names, check_sample_counts, needed_features
 from studio.metrics.suite import FeatureMetricSuite
 from studio.sampling import sample_images
 
@@ -37,28 +37,22 @@ class GeneratorMetrics:
         options: Mapping[str, Mapping] | None = None,
     ) -> None:
         self.metrics = check_metric_names(metrics)
-        effective_options(self.metrics, options)  # bad option names fail at start, not at the first tick
         self.dataset = dataset
         self.num_gen = int(num_gen)
-        self.backbone_name = backbone
-        self.weights = weights
         unmirrored = len(dataset) // 2 if getattr(dataset, "xflip", False) else len(dataset)
         self.num_real = unmirrored if num_real is None else min(int(num_real), unmirrored)
+        # Everything a tick needs is checked at start: option names, sample counts, weights.
+        check_sample_counts(self.metrics, options, self.num_real, self.num_gen, setting_prefix="eval.")
+        self._backbone = create_backbone(backbone, weights=weights)
+        self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         self.batch = int(batch)
         self.seed = int(seed)
         self.options = options
-        self._backbone: Backbone | None = None
         self._real: dict[str, torch.Tensor] | None = None
-
-    def backbone(self, device: torch.device) -> Backbone:
-        if self._backbone is None:
-            self._backbone = create_backbone(self.backbone_name, weights=self.weights, device=device)
-            self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
-        return self._backbone
 
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
-        backbone = self.backbone(device)
+        backbone = self._backbone.to(device)
         extract = {"batch_size": self.batch, "device": device}
         if self._real is None:
             self._real = extract_features_cached(

@@ -3,7 +3,9 @@
 import importlib.resources
 import logging
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -26,13 +28,15 @@ def run(cfg: DictConfig) -> None:
         # Hydra's output dir is the run dir; Lightning's DDP workers receive it as hydra.run.dir, so taking
         # it from there keeps every process on the same run_dir even when run_dir contains ${now:...}.
         cfg.run_dir = HydraConfig.get().runtime.output_dir
+    run_dir = Path(cfg.run_dir)
     try:
         module = train(cfg)
     except (TrainingDiverged, ValueError, FileNotFoundError) as err:
         # Errors a user can fix get their message alone; HYDRA_FULL_ERROR=1 shows the traceback.
+        log.error("%s: %s", type(err).__name__, err)
+        remove_if_only_hydra_files(run_dir)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.error("%s: %s", type(err).__name__, err)
         sys.exit(1)
     if not module.done:
         log.info(
@@ -41,6 +45,23 @@ def run(cfg: DictConfig) -> None:
             cfg.train.kimg,
             cfg.run_dir,
         )
+
+
+def remove_if_only_hydra_files(run_dir: Path) -> None:
+    """Remove a run dir that holds nothing but what Hydra wrote before the run started (.hydra/ and the
+    job log): a run that failed before writing anything leaves no folder behind. Folders with anything
+    else (an earlier run's checkpoints, config.yaml, logs) are kept."""
+    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if not run_dir.is_dir() or any(entry.name not in hydra_files for entry in run_dir.iterdir()):
+        return
+    for handler in list(logging.root.handlers):
+        if (
+            isinstance(handler, logging.FileHandler)
+            and Path(handler.baseFilename).parent == run_dir.resolve()
+        ):
+            logging.root.removeHandler(handler)
+            handler.close()
+    shutil.rmtree(run_dir)
 
 
 def main() -> None:

@@ -204,13 +204,18 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
 
 
 def check_sample_counts(
-    names: Sequence[str], options: Mapping[str, Mapping] | None, n_real: int, n_fake: int
+    names: Sequence[str],
+    options: Mapping[str, Mapping] | None,
+    n_real: int,
+    n_fake: int,
+    setting_prefix: str = "",
 ) -> None:
     """ValueError naming every metric whose sample needs `n_real` real and `n_fake` fake samples do not
-    meet under `options`; call it before extracting features (counts are known from the sources)."""
+    meet under `options`; call it before extracting features (counts are known from the sources).
+    The settings are named `options.FN.KEY`, after `setting_prefix` (e.g. "eval." in training configs)."""
     used = effective_options(names, options)
     found = [
-        f"metric {name!r} {shortfall}"
+        f"metric {name!r} {shortfall}".replace("options.", f"{setting_prefix}options.")
         for name in check_metric_names(names)
         for shortfall in METRIC_GROUPS[name].shortfalls(used, n_real, n_fake)
     ]

@@ -19,9 +19,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
+from studio.training.config_check import ConfigError, check_config
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
 from studio.training.module import StyleGAN2Module
+from studio.training.resume_rules import check_resume
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,19 @@ WANDB_ID_FILE = "wandb_id.txt"
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
-def instantiate_dataset(cfg: DictConfig) -> Any:
-    """cfg.data.dataset instantiated; a ValueError/FileNotFoundError of the dataset is re-raised as is
-    (Hydra wraps it in "Error in call to target ...", which hides the dataset's own message)."""
+def build(node: DictConfig, where: str) -> Any:
+    """instantiate(node) with the constructor's own error brought forward (Hydra's "Error in call to
+    target ..." wrapper hides it): as it is when it already names its config keys (datasets, the loss),
+    else as a ConfigError naming the node."""
     try:
-        return instantiate(cfg.data.dataset)
+        return instantiate(node)
     except InstantiationException as err:
-        if isinstance(err.__cause__, (ValueError, FileNotFoundError)):
-            raise err.__cause__ from None
-        raise
+        cause = err.__cause__
+        if not isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
+            raise
+        if isinstance(cause, FileNotFoundError) or f"{where.split('.')[0]}." in str(cause):
+            raise cause from None
+        raise ConfigError(f"{where}: {cause}") from None
 
 
 def check_resolution(cfg: DictConfig) -> None:
@@ -60,9 +66,7 @@ def check_resolution(cfg: DictConfig) -> None:
 def resolve_data(cfg: DictConfig) -> Any:
     """Instantiate the dataset and complete the config from it: data.resolution when null, model.c_dim
     from the number of classes when data.use_labels."""
-    if "path" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "path"):  # noqa: SIM118 (`in` skips ???)
-        raise ValueError("This dataset needs data.path=/path/to/images (a folder or a .zip of images).")
-    dataset = instantiate_dataset(cfg)
+    dataset = build(cfg.data.dataset, "data.dataset")
     with open_dict(cfg):
         if cfg.data.resolution is None:
             cfg.data.resolution = int(dataset.resolution)
@@ -209,22 +213,18 @@ def use_channels_last(cfg: DictConfig) -> bool:
     """train.channels_last: true, false, or auto = on CPU only (measured faster there; on GPUs the
     layout has not been measured yet, so they keep NCHW)."""
     setting = cfg.train.channels_last
-    if setting == "auto":
-        return trains_on_cpu(cfg)
-    if not isinstance(setting, bool):
-        raise ValueError(f"train.channels_last must be true, false or auto, got {setting!r}.")
-    return setting
+    return trains_on_cpu(cfg) if setting == "auto" else setting
 
 
 def build_module(cfg: DictConfig) -> StyleGAN2Module:
     """Networks, loss and optimizers from the config (weights initialised from cfg.seed)."""
     L.seed_everything(cfg.seed, verbose=False)
     return StyleGAN2Module(
-        generator=instantiate(cfg.model.generator),
-        discriminator=instantiate(cfg.model.discriminator),
-        loss=instantiate(cfg.loss),
-        g_optimizer=instantiate(cfg.optimizer.generator),
-        d_optimizer=instantiate(cfg.optimizer.discriminator),
+        generator=build(cfg.model.generator, "model.generator"),
+        discriminator=build(cfg.model.discriminator, "model.discriminator"),
+        loss=build(cfg.loss, "loss"),
+        g_optimizer=build(cfg.optimizer.generator, "optimizer.generator"),
+        d_optimizer=build(cfg.optimizer.discriminator, "optimizer.discriminator"),
         batch_size=cfg.train.batch,
         total_kimg=cfg.train.kimg,
         ema_kimg=cfg.train.ema_kimg,
@@ -234,36 +234,13 @@ def build_module(cfg: DictConfig) -> StyleGAN2Module:
     )
 
 
-def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleGAN2Module:
-    """Train (or continue) the run described by `cfg` into cfg.run_dir; returns the trained module."""
-    run_dir = Path(cfg.run_dir)
-    resolve_workers(cfg)
-    set_cpu_threads(cfg)
-    dataset = resolve_data(cfg)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    if rank_zero_only.rank == 0:
-        # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.
-        for stale in (*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / "checkpoints")):
-            log.info("Removed %s, left by an interrupted write.", stale)
-        write_text_atomic(run_dir / "config.yaml", config_yaml)
-
-    module = build_module(cfg)
-    datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)
-    identity = run_identity(cfg, dataset)
-    checkpoint = resume_path(cfg.resume, run_dir)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        module.load_training_state(state)
-        warn_if_run_differs(state.get("run"), identity)
-        datamodule.start_nimg = module.cur_nimg
-        log.info("Resuming from %s at kimg %.3f.", checkpoint, module.cur_kimg)
-    if module.done:
-        log.info("Training already reached train.kimg=%s; nothing to do.", cfg.train.kimg)
-        return module
-
-    evaluate = None
-    if cfg.eval.metrics:
-        evaluate = GeneratorMetrics(
+def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
+    """The metric suite of eval.*, or None when eval.metrics is empty. Its checks (backbone weights
+    present, option names, sample counts against k) run now rather than at the first tick."""
+    if not cfg.eval.metrics:
+        return None
+    try:
+        return GeneratorMetrics(
             dataset,
             cfg.eval.metrics,
             num_gen=cfg.eval.num_gen,
@@ -272,7 +249,44 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
             num_real=cfg.eval.num_real,
             batch=cfg.eval.batch,
             seed=cfg.seed,
+            options=OmegaConf.to_container(cfg.eval.options),
         )
+    except ValueError as err:
+        raise ConfigError(f"eval: {err}") from None
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleGAN2Module:
+    """Train (or continue) the run described by `cfg` into cfg.run_dir; returns the trained module.
+
+    Everything is checked and built before the first file is written into the run dir, so a config
+    that fails leaves nothing behind."""
+    run_dir = Path(cfg.run_dir)
+    check_config(cfg)
+    resolve_workers(cfg)
+    set_cpu_threads(cfg)
+    dataset = resolve_data(cfg)
+    module = build_module(cfg)
+    evaluate = build_evaluation(cfg, dataset)
+    identity = run_identity(cfg, dataset)
+    checkpoint = resume_path(cfg.resume, run_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        check_resume(state.get("config"), cfg, state["progress"]["cur_nimg"] / 1000)
+        module.load_training_state(state)
+        warn_if_run_differs(state.get("run"), identity)
+        log.info("Resuming from %s at kimg %.3f.", checkpoint, module.cur_kimg)
+    if module.done:
+        log.info("Training already reached train.kimg=%s; nothing to do.", cfg.train.kimg)
+        return module
+
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    if rank_zero_only.rank == 0:
+        # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.
+        for stale in (*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / "checkpoints")):
+            log.info("Removed %s, left by an interrupted write.", stale)
+        write_text_atomic(run_dir / "config.yaml", config_yaml)
+    datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)
+    datamodule.start_nimg = module.cur_nimg
     extra = {
         "networks": {
             "generator": network_spec(module.G, constructor_kwargs(cfg.model.generator)),

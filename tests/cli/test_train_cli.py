@@ -89,10 +89,33 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
 
 
 def test_folder_data_without_a_path_is_a_clear_error(tmp_path: Path) -> None:
-    run = studio_train(f"run_dir={tmp_path}", "data=folder")
+    run = studio_train(f"run_dir={tmp_path / 'run'}", "data=folder")
     assert run.returncode == 1
-    assert "ValueError: This dataset needs data.path=/path/to/images" in run.stdout + run.stderr
+    assert (
+        "ConfigError: Invalid config:\n  data.path: required, no default; set data.path=/path/to/images "
+        "(a folder or a .zip of images)." in run.stdout + run.stderr
+    )
     assert "Traceback" not in run.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_invalid_values_and_added_keys_are_refused_one_line_each_leaving_no_run_dir(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run = studio_train(*TINY, f"run_dir={run_dir}", "train.kimg=-1", "train.batch=abc", "+train.kimgs=1")
+    assert run.returncode == 1
+    assert (
+        "ConfigError: Invalid config (fix the keys named, see `studio-train --cfg job`):\n"
+        "  train.kimg=-1: must be a number > 0.\n"
+        "  train.batch=abc: must be an integer >= 1.\n"
+        "  train.kimgs: unknown key (valid keys here: kimg, batch, ema_kimg, ema_rampup, cpu_threads, "
+        "channels_last).\n"
+    ) in run.stdout + run.stderr
+    assert not run_dir.exists()
+    # An existing run's folder is never removed, whatever the failure.
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("earlier run\n")
+    run = studio_train(*TINY, f"run_dir={run_dir}", "train.kimg=-1")
+    assert run.returncode == 1 and (run_dir / "config.yaml").read_text() == "earlier run\n"
 
 
 def test_a_dataset_error_is_the_dataset_message_alone(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 from studio.cli.train import CONFIG_DIR
+from studio.features import list_backbones
 from studio.training import run
+from studio.training.config_check import ConfigError, check_config
 from studio.training.run import build_loggers
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -108,6 +110,74 @@ def test_unknown_keys_are_rejected() -> None:
         compose_experiment("stylegan2_cpu32", "train.kimgs=5")
 
 
+def invalid_lines(cfg) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg)
+    return str(error.value).splitlines()[1:]
+
+
+def test_every_preset_passes_the_config_check(tmp_path) -> None:
+    for name in EXPERIMENTS:
+        check_config(compose_experiment(name))
+
+
+def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
+    cfg = tiny_cfg(
+        tmp_path,
+        "train.ema_kimg=0",
+        "train.channels_last=yes",
+        "seed=-3",
+        "eval.metrics=[fid,fdi]",
+        "eval.backbone=incepton",
+        "data.num_workers=many",
+        "loss.gamma=abc",
+        "optimizer.generator.lr=-1",
+        "trainer.precision=17",
+    )
+    assert invalid_lines(cfg) == [
+        "  seed=-3: must be an integer >= 0.",
+        "  train.ema_kimg=0: must be a number > 0 (or null).",
+        "  train.channels_last=yes: must be one of true, false, auto.",
+        "  eval.metrics=['fid', 'fdi']: unknown metric(s) ['fdi']; valid: fid, kid, is, pr, dc, rarity, prd, "
+        "abauth.",
+        f"  eval.backbone=incepton: must be one of {', '.join(list_backbones())}.",
+        "  data.num_workers=many: must be one of auto or must be an integer >= 0.",
+        "  loss.gamma=abc: must be float.",
+        "  trainer.precision=17: must be one of 64, 32, 16, transformer-engine, transformer-engine-float16, "
+        "16-true, 16-mixed, bf16-true, bf16-mixed, 32-true, 64-true, 64, 32, 16, bf16 or null.",
+        "  optimizer.generator: Invalid learning rate: -1.",
+    ]
+
+
+def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
+    cfg = tiny_cfg(
+        tmp_path,
+        "+kimg=3",
+        "+eval.num_fakes=10",
+        "+data.path=/images",  # a key of data=folder, unused by the shapes dataset
+        "+model.generator.foo=1",
+        "+logger.entity=me",
+        "+trainer.max_stepz=3",
+    )
+    lines = invalid_lines(cfg)
+    assert lines[:5] == [
+        "  kimg: unknown key (valid keys here: run_dir, seed, resume, train, ckpt, eval, data, model, "
+        "logger, loss, trainer, optimizer).",
+        "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, num_gen, num_real, "
+        "backbone, weights, batch, grid).",
+        "  data.path: this data config does not use it (no _target_ argument refers to it); remove it or "
+        "pick the config group that has it.",
+        "  model.generator.foo: unknown key (models.stylegan2.Generator takes: z_dim, c_dim, w_dim, "
+        "img_resolution, img_channels, mapping_kwargs, synthesis_kwargs).",
+        "  logger.entity: this logger config does not use it (no _target_ argument refers to it); remove it "
+        "or pick the config group that has it.",
+    ]
+    assert lines[5].startswith("  trainer.max_stepz: unknown key (lightning.Trainer takes: accelerator, ")
+    assert len(lines) == 6
+    # Arguments the target accepts may be added: explicit parameters, or **kwargs (W&B's init options).
+    check_config(tiny_cfg(tmp_path, "+trainer.max_steps=3", "logger=wandb", "+logger.wandb.entity=me"))
+
+
 def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train")
@@ -166,3 +236,22 @@ def test_cpu_threads_leave_a_core_per_data_worker_beyond_the_first(
     cfg.train.cpu_threads = 3
     run.set_cpu_threads(cfg)
     assert chosen[-1] == 3
+
+
+def test_evaluation_settings_fail_at_start_naming_the_eval_key(tmp_path, tiny_cfg) -> None:
+    run_dir = tmp_path / "run"
+    few_real = ("eval.metrics=[fid,pr]", "eval.backbone=random_cnn", "eval.num_real=3", "eval.num_gen=8")
+    with pytest.raises(ConfigError) as error:
+        run.train(tiny_cfg(run_dir, *few_real))
+    assert str(error.value) == (
+        "eval: metric 'pr' needs at least 4 real samples (k_pr=3, eval.options.knn_metrics.k_pr: a "
+        "k-NN radius excludes the sample itself), the real set has 3. Use more samples or change the "
+        "setting named."
+    )
+    with pytest.raises(ConfigError, match=r"^eval: kid\(\) has no option\(s\) \['subset'\]; valid: "):
+        run.train(
+            tiny_cfg(run_dir, "eval.metrics=[kid]", "eval.backbone=random_cnn", "+eval.options.kid.subset=3")
+        )
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        run.train(tiny_cfg(run_dir, "eval.metrics=[fid]", f"eval.weights={tmp_path / 'nowhere.pth'}"))
+    assert not run_dir.exists()  # nothing was written: no run dir, no config.yaml

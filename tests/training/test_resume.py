@@ -9,9 +9,11 @@ import signal
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from studio.data.shapes import ShapesDataset
 from studio.io.checkpoint import build_network, load_checkpoint
+from studio.training.config_check import ConfigError
 from studio.training.loss import StyleGAN2Loss
 from studio.training.module import TrainingDiverged
 from studio.training.run import train
@@ -83,10 +85,40 @@ def test_checkpoint_holds_the_complete_state(tmp_path, tiny_cfg) -> None:
     assert state["opt_D"]["param_groups"][0]["betas"][1] == pytest.approx(0.99 ** (3 / 4), rel=1e-12)
 
 
-def test_resume_with_a_different_batch_is_refused(tmp_path, tiny_cfg) -> None:
+def test_resume_refuses_restored_settings_warns_on_used_ones_and_records_only_used_values(
+    tmp_path, tiny_cfg, caplog
+) -> None:
     train(tiny_cfg(tmp_path, "train.kimg=0.004"))
-    with pytest.raises(ValueError, match="trained with train.batch=4 but this run sets train.batch=8"):
-        train(tiny_cfg(tmp_path, "train.kimg=0.008", "train.batch=8", "resume=auto"))
+    recorded = (tmp_path / "config.yaml").read_text()
+    lr = OmegaConf.create(recorded).optimizer.generator.lr
+    with pytest.raises(ConfigError) as refused:
+        train(
+            tiny_cfg(
+                tmp_path, "train.kimg=0.008", "optimizer.generator.lr=1e6", "train.batch=8", "resume=auto"
+            )
+        )
+    assert str(refused.value) == (
+        "Cannot resume with these settings changed: the checkpoint restores them, so the new values would "
+        "not be used. Drop the overrides to continue the run, or start a new run in another run_dir:\n"
+        f"  optimizer.generator.lr=1000000.0 (checkpoint: {lr})\n  train.batch=8 (checkpoint: 4)"
+    )
+    assert (tmp_path / "config.yaml").read_text() == recorded  # the refused values were never recorded
+
+    caplog.set_level(logging.WARNING, logger="studio.training.resume_rules")
+    train(
+        tiny_cfg(
+            tmp_path, "train.kimg=0.008", "eval.every_kimg=0.002", "ckpt.every_kimg=0.002", "resume=auto"
+        )
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []  # length, evaluation and checkpoint cadence are free to change
+    train(tiny_cfg(tmp_path, "train.kimg=0.012", "loss.gamma=0.5", "resume=auto"))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "resume: loss.gamma changed from 0.05 to 0.5; the new value is used from kimg 0.008 on, so this run "
+        "differs from an uninterrupted one."
+    ]
+    assert OmegaConf.create((tmp_path / "config.yaml").read_text()).loss.gamma == 0.5
+    assert OmegaConf.create(load_checkpoint(tmp_path / "checkpoints/last.ckpt")["config"]).loss.gamma == 0.5
 
 
 def test_resume_warns_when_the_seed_or_the_dataset_differ(tmp_path, tiny_cfg, caplog) -> None:

@@ -1,0 +1,83 @@
+"""What a resumed run may change compared with the config its checkpoint was trained with.
+
+- free: settings that do not touch the training state (length, evaluation, logging, checkpoints,
+  threads and workers); changed silently.
+- restored: settings whose values live in the checkpoint (architecture, optimizer state including its
+  learning rates and betas, batch size); a new value would not be used, so the resume is refused rather
+  than recording a value the run does not use.
+- everything else (loss weights, EMA, seed, data, trainer): the new value is used from the resume on;
+  one warning each, since the run is then no longer what an uninterrupted run would have produced.
+"""
+
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from studio.training.config_check import ConfigError
+
+log = logging.getLogger(__name__)
+
+FREE = (
+    "run_dir",
+    "resume",
+    "train.kimg",
+    "train.cpu_threads",
+    "ckpt.",
+    "eval.",
+    "logger.",
+    "data.num_workers",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "seed",  # reported with the dataset by warn_if_run_differs
+)
+RESTORED = ("model.", "optimizer.", "train.batch", "data.resolution", "data.use_labels")
+
+
+def _covers(prefixes: tuple[str, ...], key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in prefixes)
+
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: leaf value} of nested dicts (lists are leaves)."""
+    if not isinstance(values, dict):
+        return {prefix.removesuffix("."): values}
+    return {k: v for key, value in values.items() for k, v in flatten(value, f"{prefix}{key}.").items()}
+
+
+def changed_keys(saved_yaml: str, cfg: DictConfig) -> dict[str, tuple[Any, Any]]:
+    """{key: (checkpoint's value, this run's value)} for the keys both configs have and that differ."""
+    saved = flatten(OmegaConf.to_container(OmegaConf.create(saved_yaml)))
+    current = flatten(OmegaConf.to_container(cfg, resolve=True))
+    return {
+        key: (saved[key], current[key])
+        for key in sorted(saved.keys() & current.keys())
+        if saved[key] != current[key]
+    }
+
+
+def check_resume(saved_yaml: str | None, cfg: DictConfig, cur_kimg: float) -> None:
+    """ConfigError if a restored setting changed; one warning per changed setting that the run will use.
+    `saved_yaml` is the checkpoint's config (None for checkpoints that do not store one)."""
+    if saved_yaml is None:
+        return
+    changes = changed_keys(saved_yaml, cfg)
+    refused = [key for key in changes if _covers(RESTORED, key)]
+    if refused:
+        raise ConfigError(
+            "Cannot resume with these settings changed: the checkpoint restores them, so the new values "
+            "would not be used. Drop the overrides to continue the run, or start a new run in another "
+            "run_dir:\n  "
+            + "\n  ".join(f"{key}={changes[key][1]} (checkpoint: {changes[key][0]})" for key in refused)
+        )
+    for key, (old, new) in changes.items():
+        if not _covers(FREE, key):
+            log.warning(
+                "resume: %s changed from %s to %s; the new value is used from kimg %.3f on, so this run "
+                "differs from an uninterrupted one.",
+                key,
+                old,
+                new,
+                cur_kimg,
+            )
