@@ -41,17 +41,20 @@ class MetricsLog(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._tick_time = time.perf_counter()
         self._tick_nimg = pl_module.cur_nimg
-        if pl_module.cur_nimg > 0 and trainer.is_global_zero:
+        if trainer.is_global_zero:
             self.drop_records_after(pl_module.cur_nimg)
 
     def drop_records_after(self, nimg: int) -> None:
         """Remove the lines of ticks after `nimg` (images shown) from the file, atomically: a run killed
-        after writing a tick's line but before its checkpoint resumes from the previous checkpoint and
-        writes that tick again, so exactly one line per tick remains."""
+        after writing a tick's line but before its checkpoint resumes from the previous checkpoint (or
+        from scratch) and writes that tick again, so exactly one line per tick remains. A line cut short
+        by a kill is dropped too."""
         if not self.path.is_file():
             return
         lines = self.path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if round(json.loads(line)["kimg"] * 1000) <= nimg]
+        kept = [
+            line for line in lines if line.endswith("\n") and round(json.loads(line)["kimg"] * 1000) <= nimg
+        ]
         if len(kept) < len(lines):
             write_text_atomic(self.path, "".join(kept))
 
