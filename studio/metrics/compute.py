@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from studio.metrics import functional as F
+from studio.metrics.functional._inputs import as_feature_pair
+from studio.metrics.reference import RealReference
 
 Features = Mapping[str, torch.Tensor]
 
@@ -32,39 +34,58 @@ class MetricGroup:
     feature: str  # "pool" or "logits"
     uses_real: bool
     functions: tuple[str, ...]  # names in studio.metrics.functional whose keyword defaults apply
-    run: Callable[[torch.Tensor | None, torch.Tensor, dict], dict[str, float]] | None  # None: k-NN family
+    run: Callable[[RealReference | None, torch.Tensor, dict], dict[str, float]] | None  # None: k-NN family
     shortfalls: Callable[[dict, int, int], list[str]]
+    outputs: dict[str, str]  # result name -> "min" or "max" (which way is better), "" when neither
 
 
 def _floats(values: Mapping) -> dict[str, float]:
     return {name: float(value) for name, value in values.items()}
 
 
-def _run_fid(real, fake, opts):
-    return {"fid": F.fid(real, fake, **opts["fid"])}
+def _run_fid(real: RealReference, fake, opts):
+    ddof = opts["fid"].get("ddof", 1)
+    return {"fid": F.fid_from_stats(*real.fid_stats(ddof), *F.feature_stats(fake, ddof))}
 
 
-def _run_kid(real, fake, opts):
-    return _floats(F.kid(real, fake, **opts["kid"]))
+def _run_kid(real: RealReference, fake, opts):
+    return _floats(F.kid(real["pool"], fake, **opts["kid"]))
 
 
 def _run_is(real, fake, opts):
     return _floats(F.inception_score(fake, **opts["inception_score"]))
 
 
-def _run_prd(real, fake, opts):
-    precision, recall = F.prd(real, fake, **opts["prd"])
+def _run_prd(real: RealReference, fake, opts):
+    real_x, fake_x = balanced(real["pool"], fake, opts["prd"])
+    precision, recall = F.prd(real_x, fake_x, **opts["prd"])
     f_beta, f_beta_inv = F.prd_f_beta(precision, recall, **opts["prd_f_beta"])
     return {"prd_f_beta": float(f_beta), "prd_f_beta_inv": float(f_beta_inv)}
 
 
-def _run_abauth(real, fake, opts):
+def balanced(real: torch.Tensor, fake: torch.Tensor, prd_opts: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """PRD compares equally many samples (its reference refuses unequal sets): unless
+    enforce_balance=False, the larger set is cut to the smaller one's size by a random subset drawn
+    with numpy RandomState(seed) (seed: PRD's own option), kept in its original order."""
+    n = min(len(real), len(fake))
+    if not prd_opts.get("enforce_balance", True) or len(real) == len(fake):
+        return real, fake
+    pick = np.sort(
+        np.random.RandomState(prd_opts.get("seed", 0)).choice(max(len(real), len(fake)), n, replace=False)
+    )
+    index = torch.from_numpy(pick)
+    return (real[index.to(real.device)], fake) if len(real) > n else (real, fake[index.to(fake.device)])
+
+
+def _run_abauth(real: RealReference, fake, opts):
     out = F.alpha_precision_beta_recall_authenticity(
-        real, fake, **opts["alpha_precision_beta_recall_authenticity"]
+        real["pool"], fake, **opts["alpha_precision_beta_recall_authenticity"]
     )
     return _floats({key: out[key] for key in ("delta_precision_alpha", "delta_recall_beta", "authenticity")})
 
 
+# Options of knn_metrics that shape the real manifold (prepared once per real set) rather than the pass.
+MANIFOLD_OPTIONS = {"block_size": None, "dtype": "float32", "allow_tf32": False}
 # k-NN groups share ONE knn_metrics call (one distance pass); these are the family members each adds.
 KNN_GROUPS = {"pr": ("precision", "recall", "realism"), "dc": ("density", "coverage"), "rarity": ("rarity",)}
 
@@ -81,9 +102,13 @@ def _knn_summary(out: Mapping) -> dict[str, float]:
     return summary
 
 
-def _run_knn(names: Sequence[str], real, fake, opts) -> dict[str, float]:
+def _run_knn(names: Sequence[str], real: RealReference, fake, opts) -> dict[str, float]:
     members = [member for name in names for member in KNN_GROUPS[name]]
-    return _knn_summary(F.knn_metrics(real, fake, members, **opts["knn_metrics"]))
+    knn_opts = dict(opts["knn_metrics"])
+    prepared = {key: knn_opts.pop(key, default) for key, default in MANIFOLD_OPTIONS.items()}
+    ks = {"pr": knn_opts.get("k_pr", 3), "dc": knn_opts.get("k_dc", 5), "rarity": knn_opts.get("k_rarity", 3)}
+    manifold = real.manifold(max(ks[name] for name in names), **prepared)
+    return _knn_summary(F.knn_metrics(manifold, fake, members, **knn_opts))
 
 
 def _too_few(side: str, have: int, need: int, why: str) -> list[str]:
@@ -127,15 +152,17 @@ def _rarity_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
 
 
 def _prd_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
-    found = []
-    if opts["prd"]["enforce_balance"] and n_real != n_fake:
-        found.append(
-            f"needs equally many real and fake samples (have {n_real} and {n_fake}; set num_real and "
-            "num_gen equal, or options.prd.enforce_balance=false)"
-        )
     clusters = opts["prd"]["num_clusters"]
-    why = f"num_clusters={clusters}, options.prd.num_clusters"
-    return found + _too_few("real+fake", n_real + n_fake, clusters, why)
+    balanced_sets = opts["prd"]["enforce_balance"]  # both sets cut to the smaller size (see `balanced`)
+    used = 2 * min(n_real, n_fake) if balanced_sets else n_real + n_fake
+    if used >= clusters:
+        return []
+    sets = f"{used // 2} real and {used // 2} fake" if balanced_sets else f"{n_real} real and {n_fake} fake"
+    return [
+        f"needs at least {clusters} samples in all (num_clusters={clusters}, options.prd.num_clusters), "
+        f"it would cluster {sets}"
+        + (" (the larger set is cut to the size of the smaller one)" if balanced_sets else "")
+    ]
 
 
 def _abauth_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
@@ -143,15 +170,38 @@ def _abauth_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
 
 
 METRIC_GROUPS: dict[str, MetricGroup] = {
-    "fid": MetricGroup("pool", True, ("fid",), _run_fid, _fid_needs),
-    "kid": MetricGroup("pool", True, ("kid",), _run_kid, _kid_needs),
-    "is": MetricGroup("logits", False, ("inception_score",), _run_is, _is_needs),
-    "pr": MetricGroup("pool", True, ("knn_metrics",), None, _pr_needs),
-    "dc": MetricGroup("pool", True, ("knn_metrics",), None, _dc_needs),
-    "rarity": MetricGroup("pool", True, ("knn_metrics",), None, _rarity_needs),
-    "prd": MetricGroup("pool", True, ("prd", "prd_f_beta"), _run_prd, _prd_needs),
+    "fid": MetricGroup("pool", True, ("fid",), _run_fid, _fid_needs, {"fid": "min"}),
+    "kid": MetricGroup("pool", True, ("kid",), _run_kid, _kid_needs, {"kid_mean": "min", "kid_std": ""}),
+    "is": MetricGroup(
+        "logits", False, ("inception_score",), _run_is, _is_needs, {"is_mean": "max", "is_std": ""}
+    ),
+    "pr": MetricGroup(
+        "pool",
+        True,
+        ("knn_metrics",),
+        None,
+        _pr_needs,
+        {"precision": "max", "recall": "max", "realism_median": "max"},
+    ),
+    "dc": MetricGroup("pool", True, ("knn_metrics",), None, _dc_needs, {"density": "max", "coverage": "max"}),
+    "rarity": MetricGroup(
+        "pool", True, ("knn_metrics",), None, _rarity_needs, {"rarity_mean": "", "rarity_num_outside": ""}
+    ),
+    "prd": MetricGroup(
+        "pool",
+        True,
+        ("prd", "prd_f_beta"),
+        _run_prd,
+        _prd_needs,
+        {"prd_f_beta": "max", "prd_f_beta_inv": "max"},
+    ),
     "abauth": MetricGroup(
-        "pool", True, ("alpha_precision_beta_recall_authenticity",), _run_abauth, _abauth_needs
+        "pool",
+        True,
+        ("alpha_precision_beta_recall_authenticity",),
+        _run_abauth,
+        _abauth_needs,
+        {"delta_precision_alpha": "max", "delta_recall_beta": "max", "authenticity": "max"},
     ),
 }
 _SET_BY_SUITE = {("knn_metrics", "metrics")}  # arguments the suite fills in itself
@@ -243,7 +293,7 @@ def _require(features: Features | None, key: str, side: str, metric: str) -> tor
 
 
 def compute_metrics(
-    real: Features | None,
+    real: Features | RealReference | None,
     fake: Features,
     metrics: Sequence[str],
     options: Mapping[str, Mapping] | None = None,
@@ -251,27 +301,36 @@ def compute_metrics(
     """Compute the requested metric groups on extracted features; returns one flat {name: float} dict.
 
     real, fake: {"pool": [N, D], "logits": [N, C], ...} (real may be None if only "is" is requested).
-    options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
+    Pass the real side as a `RealReference` to reuse what it derived in earlier calls (FID statistics,
+    k-NN radii). options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
     """
     names = check_metric_names(metrics)
-    inputs = {}
+    reference = real if real is None or isinstance(real, RealReference) else RealReference(real)
     for name in names:
         group = METRIC_GROUPS[name]
         fake_x = _require(fake, group.feature, "fake", name)
-        inputs[name] = (_require(real, group.feature, "real", name) if group.uses_real else None, fake_x)
-    n_real = 0 if real is None else int(next(iter(real.values())).shape[0])
+        if group.uses_real:
+            as_feature_pair(_require(reference, group.feature, "real", name), fake_x)  # shapes agree
+    n_real = 0 if reference is None else reference.count
     check_sample_counts(names, options, n_real, int(next(iter(fake.values())).shape[0]))
     results: dict[str, float] = {}
     knn_names = [name for name in names if name in KNN_GROUPS]
     for name in names:
-        real_x, fake_x = inputs[name]
+        fake_x = fake[METRIC_GROUPS[name].feature]
         opts = group_options(name, options)
         try:
             if name not in KNN_GROUPS:
-                results |= METRIC_GROUPS[name].run(real_x, fake_x, opts)
+                results |= METRIC_GROUPS[name].run(reference, fake_x, opts)
             elif name == knn_names[0]:
-                results |= _run_knn(knn_names, real_x, fake_x, opts)
+                results |= _run_knn(knn_names, reference, fake_x, opts)
         except ValueError as error:
             where = " or ".join(f"options.{fn}.KEY=VALUE" for fn in opts)
             raise ValueError(f"metric {name!r}: {error} (its settings: {where})") from error
     return results
+
+
+def metric_outputs(names: Sequence[str]) -> dict[str, str]:
+    """{result name: "min" | "max" | ""} of everything the given metric groups report."""
+    return {
+        out: way for name in check_metric_names(names) for out, way in METRIC_GROUPS[name].outputs.items()
+    }

@@ -7,6 +7,7 @@ import torch
 import studio.metrics.functional as F
 from studio.metrics import FeatureMetricSuite, compute_metrics, effective_options
 from studio.metrics.compute import check_sample_counts
+from studio.metrics.reference import RealReference
 
 ALL = ["fid", "kid", "is", "pr", "dc", "rarity", "prd", "abauth"]
 OPTIONS = {"kid": {"num_subsets": 20, "subset_size": 16}, "prd": {"num_runs": 2}}
@@ -120,14 +121,15 @@ def test_sample_counts_are_checked_per_metric_with_the_setting_that_decides():
     with pytest.raises(ValueError) as error:
         check_sample_counts(["prd", "rarity"], {"knn_metrics": {"k_rarity": 7}}, 7, 13)
     assert str(error.value) == (
-        "metric 'prd' needs equally many real and fake samples (have 7 and 13; set num_real and num_gen "
-        "equal, or options.prd.enforce_balance=false); metric 'rarity' needs at least 8 real samples "
-        "(k_rarity=7, options.knn_metrics.k_rarity: a k-NN radius excludes the sample itself), the real "
-        "set has 7. Use more samples or change the setting named."
+        "metric 'prd' needs at least 20 samples in all (num_clusters=20, options.prd.num_clusters), it "
+        "would cluster 7 real and 7 fake (the larger set is cut to the size of the smaller one); metric "
+        "'rarity' needs at least 8 real samples (k_rarity=7, options.knn_metrics.k_rarity: a k-NN radius "
+        "excludes the sample itself), the real set has 7. Use more samples or change the setting named."
     )
     check_sample_counts(["prd"], {"prd": {"enforce_balance": False}}, 7, 13)
+    check_sample_counts(["prd"], None, 10, 13)
     with pytest.raises(
-        ValueError, match=r"metric 'prd' needs at least 20 real\+fake samples \(num_clusters=20"
+        ValueError, match=r"^metric 'prd' needs at least 20 samples in all .* 9 real and 9 fake"
     ):
         check_sample_counts(["prd"], None, 9, 9)
     with pytest.raises(ValueError, match=r"^metric 'pr' needs at least 4 fake samples \(k_pr=3, "):
@@ -137,3 +139,33 @@ def test_sample_counts_are_checked_per_metric_with_the_setting_that_decides():
     compute_metrics({"pool": r["pool"][:6]}, {"pool": f["pool"][:1]}, ["dc"])
     compute_metrics({"pool": r["pool"][:4]}, {"pool": f["pool"][:4]}, ["pr"])
     compute_metrics({"pool": r["pool"][:2]}, {"pool": f["pool"][:2]}, ["fid", "kid", "abauth"])
+
+
+def test_prd_on_unequal_sets_uses_a_seeded_random_subset_of_the_larger_one():
+    real, fake = _features(30, 0)["pool"], _features(20, 1, shift=0.3)["pool"]
+    options = {"prd": {"num_runs": 2, "seed": 5}}
+    ours = compute_metrics({"pool": real}, {"pool": fake}, ["prd"], options)
+    pick = np.sort(np.random.RandomState(5).choice(30, 20, replace=False))
+    precision, recall = F.prd(real[torch.from_numpy(pick)], fake, num_runs=2, seed=5)
+    f_beta, f_beta_inv = F.prd_f_beta(precision, recall)
+    assert ours == {"prd_f_beta": f_beta, "prd_f_beta_inv": f_beta_inv}
+
+
+def test_a_real_reference_prepares_the_real_side_once_and_gives_the_same_numbers(monkeypatch):
+    real, fake = _features(40, 0), _features(30, 1, shift=0.2)
+    names = ["fid", "pr", "dc", "rarity"]
+    expected = compute_metrics(real, fake, names)
+    reference = RealReference(real)
+    built = []
+    original = F.RealManifold.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(F.RealManifold, "__init__", counting)
+    for shift in (0.2, 0.2, 0.5):
+        results = compute_metrics(reference, _features(30, 1, shift=shift), names)
+    assert len(built) == 1 and len(reference._fid_stats) == 1  # one manifold (k_max 5), one ddof
+    assert compute_metrics(reference, fake, names) == expected
+    assert results != expected

@@ -15,6 +15,7 @@ from studio.metrics.functional.knn_metrics import (
     realism_score,
 )
 from studio.metrics.functional.manifold import KNN_METRICS, RealManifold, knn_metrics
+from studio.metrics.functional.ppl import perceptual_path_length
 from studio.metrics.functional.prd import prd, prd_f_beta
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "inception_score",
     "kid",
     "knn_metrics",
+    "perceptual_path_length",
     "prd",
     "prd_f_beta",
     "precision_recall",
