@@ -65,23 +65,33 @@ class TrainingCheckpoint(L.Callback):
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         periodic = step_crossed(pl_module, self.every_kimg)
-        if periodic or stop or pl_module.done:
-            self.save(trainer, pl_module, periodic)
+        # The evaluation that decides runs on rank 0 only; every rank must agree (saving is collective).
+        best = trainer.strategy.broadcast(
+            pl_module.best is not None and pl_module.best.improved_at == pl_module.cur_nimg
+        )
+        if periodic or stop or pl_module.done or best:
+            self.save(trainer, pl_module, periodic, best)
         if stop:
             trainer.should_stop = True
 
-    def save(self, trainer: L.Trainer, pl_module: L.LightningModule, periodic: bool) -> Path:
-        """Write the state (collective: every rank must call it); returns the path of last.ckpt."""
+    def save(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, periodic: bool, best: bool = False
+    ) -> Path:
+        """Write the state (collective: every rank must call it); returns the path of last.ckpt. With
+        `best` (a new best of eval.monitor at this step) the state also becomes best.ckpt, written
+        before last.ckpt moves on: a kill in between resumes before this evaluation, which then runs
+        again and rewrites best.ckpt."""
         state = pl_module.training_state()
         assert_ranks_in_sync(pl_module)
-        last = self.dirpath / "last.ckpt"
+        last, best_path = self.dirpath / "last.ckpt", self.dirpath / "best.ckpt"
         if trainer.is_global_zero:
             state.update(self.extra)
-            if periodic:
-                path = self.dirpath / f"kimg-{kimg_tag(pl_module.cur_nimg)}.ckpt"
-                save_checkpoint(state, path)
-                link_atomic(path, last)
-            else:
-                save_checkpoint(state, last)
+            periodic_path = self.dirpath / f"kimg-{kimg_tag(pl_module.cur_nimg)}.ckpt"
+            written = periodic_path if periodic else best_path if best else last
+            save_checkpoint(state, written)
+            if best and written != best_path:
+                link_atomic(written, best_path)
+            if written != last:
+                link_atomic(written, last)
         trainer.strategy.barrier()
         return last

@@ -8,8 +8,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from studio.features import create_backbone, extract_features, extract_features_cached
-from studio.metrics.compute import check_metric_names, check_sample_counts, needed_features
-from studio.metrics.suite import FeatureMetricSuite
+from studio.metrics.compute import check_metric_names, check_sample_counts, compute_metrics, needed_features
+from studio.metrics.reference import RealReference
 from studio.sampling import sample_images
 
 log = logging.getLogger(__name__)
@@ -48,18 +48,17 @@ class GeneratorMetrics:
         self.batch = int(batch)
         self.seed = int(seed)
         self.options = options
-        self._real: dict[str, torch.Tensor] | None = None
+        self._real: RealReference | None = None  # prepared at the first tick, reused by the later ones
 
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
         backbone = self._backbone.to(device)
         extract = {"batch_size": self.batch, "device": device}
         if self._real is None:
-            self._real = extract_features_cached(
+            real = extract_features_cached(
                 self.dataset, backbone, max_items=self.num_real, desc="real", **extract
             )
-        suite = FeatureMetricSuite(self.metrics, self.options, reference=self._real)
+            self._real = RealReference(real)
         samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch)
         fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
-        suite.update(fake, real=False)
-        return suite.compute()
+        return compute_metrics(self._real, fake, self.metrics, self.options)

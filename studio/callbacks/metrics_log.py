@@ -24,17 +24,22 @@ class MetricsLog(L.Callback):
     tick, "eval_seconds": time spent on metrics}.
 
     evaluate(G_ema, device) -> {name: float} adds the metric suite (studio.callbacks.GeneratorMetrics);
-    it runs on the global-zero process only and its time is not counted in sec_per_kimg."""
+    it runs on the global-zero process only and its time is not counted in sec_per_kimg. An evaluation
+    that raises is logged as one error line (and "eval_error" in the record) and training goes on,
+    unless `strict`. With the module's eval.monitor tracker (`pl_module.best`), each record holds the
+    best result so far as "best" {"metric", "mode", "value", "kimg"}."""
 
     def __init__(
         self,
         path: str | Path,
         every_kimg: float,
         evaluate: Callable[[nn.Module, torch.device], dict[str, float]] | None = None,
+        strict: bool = False,
     ) -> None:
         self.path = Path(path)
         self.every_kimg = every_kimg
         self.evaluate = evaluate
+        self.strict = strict
         self._start = self._tick_time = 0.0
         self._tick_nimg = 0
 
@@ -81,10 +86,22 @@ class MetricsLog(L.Callback):
             rng = capture_rng_state()
             try:
                 record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
+            except Exception as err:
+                if self.strict:
+                    raise
+                record["eval_error"] = f"{type(err).__name__}: {err}"
+                log.error(
+                    "Evaluation at kimg %.3f failed (%s); training goes on (eval.strict=true stops instead).",
+                    pl_module.cur_kimg,
+                    record["eval_error"],
+                )
             finally:
                 restore_rng_state(rng)
             record["eval_seconds"] = time.perf_counter() - now
             self._tick_time = time.perf_counter()
+            if pl_module.best is not None:
+                pl_module.best.update(record["results"], pl_module.cur_nimg)
+                record["best"] = pl_module.best.summary()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -21,7 +21,9 @@ CONFIG_DIR = str(importlib.resources.files("studio.conf"))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def run(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> float | None:
+    """Train; returns the best value of eval.monitor (what a Hydra sweeper such as Optuna optimises),
+    or None without a monitor."""
     from studio.training.run import train
 
     with open_dict(cfg):
@@ -45,6 +47,15 @@ def run(cfg: DictConfig) -> None:
             cfg.train.kimg,
             cfg.run_dir,
         )
+    if module.best is None:
+        return None
+    log.info(
+        "Best %s = %s at kimg %s (checkpoints/best.ckpt).",
+        module.best.metric,
+        module.best.value,
+        module.best.kimg,
+    )
+    return module.best.value
 
 
 def remove_if_only_hydra_files(run_dir: Path) -> None:

@@ -26,7 +26,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from studio.features import list_backbones
-from studio.metrics.compute import METRIC_GROUPS
+from studio.metrics.compute import METRIC_GROUPS, metric_outputs
 
 Rule = Callable[[Any], str | None]  # what is wrong with a value, or None
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -127,6 +127,9 @@ SECTIONS: dict[str, dict[str, Rule]] = {
         "every_kimg": positive_number,
         "metrics": metric_names,
         "options": options_mapping,
+        "monitor": optional(text),
+        "mode": one_of("auto", "min", "max"),
+        "strict": boolean,
         "num_gen": integer(1),
         "num_real": optional(integer(1)),
         "backbone": backbone_name,
@@ -177,10 +180,27 @@ def check_config(cfg: DictConfig) -> None:
         problems += check_target(values[group], group, checked_at_source)
     for name, node in (values.get("optimizer") or {}).items():
         problems += check_target(node, f"optimizer.{name}", checked_at_source)
+    problems += check_monitor(values.get("eval", {}))
     if problems:
         raise ConfigError(
             "Invalid config (fix the keys named, see `studio-train --cfg job`):\n  " + "\n  ".join(problems)
         )
+
+
+def check_monitor(eval_values: dict) -> list[str]:
+    """eval.monitor names a result of eval.metrics; eval.mode=auto needs a result with a direction."""
+    monitor, metrics = eval_values.get("monitor"), eval_values.get("metrics")
+    if monitor is None or metric_names(metrics) is not None:
+        return []
+    outputs = metric_outputs(metrics)
+    if monitor not in outputs:
+        return [
+            f"eval.monitor={monitor}: not a result of eval.metrics={metrics}; "
+            f"choose one of {', '.join(outputs) or '(none: eval.metrics is empty)'}."
+        ]
+    if eval_values.get("mode") == "auto" and not outputs[monitor]:
+        return [f"eval.mode=auto: {monitor} has no better direction; set eval.mode=min or eval.mode=max."]
+    return []
 
 
 def check_rules(values: dict, rules: dict[str, Rule], prefix: str, refuse_unknown: bool = False) -> list[str]:

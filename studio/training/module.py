@@ -18,6 +18,7 @@ from studio.io.checkpoint import CHECKPOINT_FORMAT
 from studio.runtime import capture_rng_state, rank, restore_rng_state, world_size
 from studio.training.distributed import average_gradients_, average_tensors_, mean_over_ranks
 from studio.training.loss import StyleGAN2Loss
+from studio.training.monitor import BestMonitor
 from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class StyleGAN2Module(L.LightningModule):
     seed: training randomness is seeded per process with (seed, rank) at the first step of a fresh run.
     channels_last: keep networks, gradients and images in NHWC memory layout (oneDNN's native layout on
     CPU: 1.75x faster 3x3 convolutions at 16x128x32x32 and 15% faster training of stylegan2_cpu32).
+    best: the eval.monitor tracker, saved and restored with the rest of the training state.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class StyleGAN2Module(L.LightningModule):
         ema_rampup: float | None = 0.05,
         seed: int = 0,
         channels_last: bool = False,
+        best: BestMonitor | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -97,6 +100,7 @@ class StyleGAN2Module(L.LightningModule):
         self.cur_nimg = 0
         self.num_steps = 0
         self.stats = RunningStats()
+        self.best = best
         self.last_losses: dict[str, float] = {}
         self._rng_started = False
         self._pending_rng: list[dict[str, Any]] | None = None
@@ -240,6 +244,7 @@ class StyleGAN2Module(L.LightningModule):
             },
             "rng": rng_per_rank,
             "stats": self.stats.state_dict(),
+            **({"best": self.best.state_dict()} if self.best is not None else {}),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -261,3 +266,5 @@ class StyleGAN2Module(L.LightningModule):
         self._pending_rng = list(state["rng"])
         if "stats" in state:  # running means since the last tick, so the next line covers the whole tick
             self.stats.load_state_dict(state["stats"])
+        if self.best is not None and "best" in state:
+            self.best.load_state_dict(state["best"])

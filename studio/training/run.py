@@ -19,10 +19,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
+from studio.metrics.compute import metric_outputs
 from studio.training.config_check import ConfigError, check_config
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
 from studio.training.module import StyleGAN2Module
+from studio.training.monitor import BestMonitor
 from studio.training.resume_rules import check_resume
 
 log = logging.getLogger(__name__)
@@ -231,7 +233,18 @@ def build_module(cfg: DictConfig) -> StyleGAN2Module:
         ema_rampup=cfg.train.ema_rampup,
         seed=cfg.seed,
         channels_last=use_channels_last(cfg),
+        best=build_monitor(cfg.eval),
     )
+
+
+def build_monitor(eval_cfg: DictConfig) -> BestMonitor | None:
+    """The eval.monitor tracker (None without eval.monitor); eval.mode=auto takes the metric's direction."""
+    if eval_cfg.monitor is None:
+        return None
+    mode = eval_cfg.mode
+    if mode == "auto":
+        mode = metric_outputs(eval_cfg.metrics)[eval_cfg.monitor]
+    return BestMonitor(eval_cfg.monitor, mode)
 
 
 def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
@@ -297,7 +310,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     }
     callbacks = [
         SampleGrid(run_dir / "samples", cfg.eval.every_kimg, grid=cfg.eval.grid, seed=cfg.seed),
-        MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg, evaluate=evaluate),
+        MetricsLog(run_dir / "metrics.jsonl", cfg.eval.every_kimg, evaluate=evaluate, strict=cfg.eval.strict),
         TrainingCheckpoint(run_dir / "checkpoints", cfg.ckpt.every_kimg, extra=extra),
         *extra_callbacks,
     ]

@@ -163,8 +163,8 @@ def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
     assert lines[:5] == [
         "  kimg: unknown key (valid keys here: run_dir, seed, resume, train, ckpt, eval, data, model, "
         "logger, loss, trainer, optimizer).",
-        "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, num_gen, num_real, "
-        "backbone, weights, batch, grid).",
+        "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, monitor, mode, "
+        "strict, num_gen, num_real, backbone, weights, batch, grid).",
         "  data.path: this data config does not use it (no _target_ argument refers to it); remove it or "
         "pick the config group that has it.",
         "  model.generator.foo: unknown key (models.stylegan2.Generator takes: z_dim, c_dim, w_dim, "
@@ -255,3 +255,16 @@ def test_evaluation_settings_fail_at_start_naming_the_eval_key(tmp_path, tiny_cf
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         run.train(tiny_cfg(run_dir, "eval.metrics=[fid]", f"eval.weights={tmp_path / 'nowhere.pth'}"))
     assert not run_dir.exists()  # nothing was written: no run dir, no config.yaml
+
+
+def test_the_monitor_must_be_a_result_of_the_metrics_with_a_direction(tmp_path, tiny_cfg) -> None:
+    base = ("eval.metrics=[fid,kid]", "eval.backbone=random_cnn")
+    assert invalid_lines(tiny_cfg(tmp_path, *base, "eval.monitor=precision")) == [
+        "  eval.monitor=precision: not a result of eval.metrics=['fid', 'kid']; choose one of fid, kid_mean, "
+        "kid_std."
+    ]
+    assert invalid_lines(tiny_cfg(tmp_path, *base, "eval.monitor=kid_std")) == [
+        "  eval.mode=auto: kid_std has no better direction; set eval.mode=min or eval.mode=max."
+    ]
+    check_config(tiny_cfg(tmp_path, *base, "eval.monitor=kid_std", "eval.mode=min"))
+    assert run.build_monitor(tiny_cfg(tmp_path, *base, "eval.monitor=kid_mean").eval).mode == "min"

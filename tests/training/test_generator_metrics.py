@@ -10,6 +10,7 @@ from models.stylegan2 import Generator
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
 from studio.features import create_backbone, extract_features
+from studio.io.checkpoint import load_checkpoint
 from studio.training.run import train
 
 
@@ -80,3 +81,64 @@ def test_metrics_at_ticks_leave_training_unchanged(tmp_path, tiny_cfg, monkeypat
     without = train(tiny_cfg(tmp_path / "without", *opts))
     for name, value in without.G.state_dict().items():
         assert torch.equal(with_metrics.G.state_dict()[name], value), name
+
+
+def test_monitor_keeps_the_best_state_in_best_ckpt_and_records_it(tmp_path, tiny_cfg, monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_cfg(
+        tmp_path / "run",
+        "train.kimg=0.032",
+        "eval.every_kimg=0.004",
+        "ckpt.every_kimg=100",
+        "eval.metrics=[fid,pr]",
+        "eval.backbone=random_cnn",
+        "eval.num_gen=8",
+        "eval.num_real=8",
+        "eval.monitor=precision",
+    )
+    module = train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    values = [r["results"]["precision"] for r in records]
+    best_index = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equal maxima
+    expected = {
+        "metric": "precision",
+        "mode": "max",
+        "value": values[best_index],
+        "kimg": records[best_index]["kimg"],
+    }
+    assert records[-1]["best"] == expected == module.best.summary()
+    running = [max(values[: i + 1]) for i in range(len(values))]
+    assert [r["best"]["value"] for r in records] == running
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert state["progress"]["cur_nimg"] == round(expected["kimg"] * 1000)
+    assert state["best"]["value"] == expected["value"]
+
+
+def test_a_failing_evaluation_is_one_error_line_unless_strict(
+    tmp_path, tiny_cfg, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def flaky(self, G, device):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return {"fid": 1.0}
+
+    monkeypatch.setattr(GeneratorMetrics, "__call__", flaky)
+    opts = ("train.kimg=0.016", "eval.every_kimg=0.008", "eval.metrics=[fid]", "eval.backbone=random_cnn")
+    opts += ("eval.num_gen=8", "eval.num_real=8", "eval.monitor=fid")
+    module = train(tiny_cfg(tmp_path / "lenient", *opts))
+    records = [json.loads(line) for line in (tmp_path / "lenient" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["eval_error"] == "RuntimeError: out of memory" and "fid" not in records[0]["results"]
+    assert records[1]["results"]["fid"] == 1.0 and module.done
+    assert records[1]["best"] == {"metric": "fid", "mode": "min", "value": 1.0, "kimg": 0.016}
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "Evaluation at kimg 0.008 failed (RuntimeError: out of memory); training goes on "
+        "(eval.strict=true stops instead)."
+    ]
+    calls.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(tiny_cfg(tmp_path / "strict", *opts, "eval.strict=true"))

@@ -146,7 +146,10 @@ def perceptual_path_length(
     Returns {"ppl": mean of the d_i with lo <= d_i <= hi, lo/hi = the 1st/99th percentiles of all d_i
     (numpy.percentile, `percentile_method`, default linear interpolation), "ppl_num_samples": how many d_i
     were kept}; with return_distances also "distances": all d_i, float64 numpy [num_samples].
-    The StyleGAN2 protocol is the default: W, "end", 50000 samples, eps 1e-4, no crop.
+    Defaults are StyleGAN2's protocol (W, "end", 50000 samples, eps 1e-4, no crop); StyleGAN's tables use
+    100000 samples and crop=True. In float32 the eps-sized image difference carries round-off of a few
+    1e-3 relative per sample (batch sizes agree to that level); in float64 (G.double(),
+    distance.double()) to ~1e-11.
     """
     _check_arguments(num_samples, epsilon, space, sampling, batch)
     device = torch.device(device) if device is not None else next(G.parameters()).device
