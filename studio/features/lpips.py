@@ -13,7 +13,6 @@ backbone uses) and the lin weights that the `lpips` PyPI package ships as `lpips
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torchvision
 from torch import nn
 
 from studio.features.external import VGG16_WEIGHTS
-from studio.features.weights import WeightsSpec, file_sha256, resolve_weights, weights_dir
+from studio.features.weights import WeightsSpec, file_sha256, resolve_weights
 
 # Indices in torchvision's vgg16().features of the ReLUs LPIPS reads (relu1_2 ... relu5_3).
 VGG_TAPS = (3, 8, 15, 22, 29)
@@ -33,7 +32,7 @@ NORM_EPS = 1e-10
 
 LPIPS_VGG_LIN_WEIGHTS = WeightsSpec(
     filenames=("lpips_vgg_v0.1.pth",),
-    package_files=(("lpips", "vgg.pth"),),
+    package_files=(("lpips", "weights/v0.1/vgg.pth"),),  # not weights/v0.0/vgg.pth
     note=(
         "This is the LPIPS v0.1 'vgg' lin-layer file (lpips 0.1.4 ships it as lpips/weights/v0.1/vgg.pth; "
         "pass it with lin_weights=FILE). The VGG16 trunk is a separate file (vgg_weights=FILE)."
@@ -42,29 +41,9 @@ LPIPS_VGG_LIN_WEIGHTS = WeightsSpec(
 _LIN_KEY = re.compile(r"^(?:lin(\d+)\.model\.\d+|(?:lins\.)?(\d+))\.weight$")
 
 
-def _shipped_lin_weights() -> Path | None:
-    """The lpips package's v0.1 file. lpips also ships weights/v0.0/vgg.pth and resolve_weights' package
-    lookup matches file names only (it may return v0.0), so the v0.1 file is picked by its path here."""
-    try:
-        files = importlib.metadata.distribution("lpips").files or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for entry in files:
-        if entry.parts[-3:] == ("weights", "v0.1", "vgg.pth"):
-            located = Path(str(entry.locate()))
-            if located.is_file():
-                return located
-    return None
-
-
 def resolve_lin_weights(path: str | Path | None = None) -> Path:
     """Path of the LPIPS v0.1 vgg lin weights: explicit path -> `$STUDIO_CACHE/weights` -> the lpips
     package -> WeightsNotFoundError saying which file to put where."""
-    cached = any((weights_dir() / name).is_file() for name in LPIPS_VGG_LIN_WEIGHTS.filenames)
-    if path is None and not cached:
-        shipped = _shipped_lin_weights()
-        if shipped is not None:
-            return shipped
     return resolve_weights("lpips-vgg", LPIPS_VGG_LIN_WEIGHTS, path)
 
 

@@ -46,12 +46,15 @@ def weights_dir() -> Path:
 
 
 def _package_file(distribution: str, filename: str) -> Path | None:
+    """The installed file of `distribution` named `filename`, or ending with it when it holds a "/"
+    (a package may ship several files of one name, e.g. lpips' weights/v0.0/vgg.pth and v0.1/vgg.pth)."""
     try:
         files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError:
         return None
+    suffix = tuple(filename.split("/"))
     for entry in files:
-        if entry.name == filename:
+        if entry.parts[-len(suffix) :] == suffix:
             located = Path(str(entry.locate()))
             if located.is_file():
                 return located

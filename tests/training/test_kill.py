@@ -46,12 +46,13 @@ RUN = [
     "eval.backbone=random_cnn",
     "eval.num_gen=16",
     "eval.num_real=16",
+    "eval.monitor=fid",
     "logger=csv",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
-STATE_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "loss", "progress", "rng", "stats")
+STATE_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "loss", "progress", "rng", "stats", "best")
 TIMING = ("seconds", "sec_per_kimg", "eval_seconds")
 
 
@@ -125,6 +126,10 @@ def test_sigkill_anywhere_then_resume_equals_the_uninterrupted_run(tmp_path, mon
     state = load_checkpoint(killed / "checkpoints" / "last.ckpt")
     for key in STATE_KEYS:
         assert_equal(state[key], expected[key], key)
+    # best.ckpt: the same best state (kills during evaluations and checkpoint writes left it intact)
+    best, expected_best = (load_checkpoint(d / "checkpoints" / "best.ckpt") for d in (killed, straight))
+    for key in STATE_KEYS:
+        assert_equal(best[key], expected_best[key], f"best.{key}")
     # Every file loads; no temporary is left behind.
     for path in (killed / "checkpoints").glob("*.ckpt"):
         load_checkpoint(path)

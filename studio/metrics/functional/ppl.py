@@ -127,7 +127,7 @@ def perceptual_path_length(
     batch: int = 64,
     seed: int = 0,
     device: torch.device | str | None = None,
-    percentile_method: str = "linear",
+    percentile_methods: tuple[str, str] = ("lower", "higher"),
     return_distances: bool = False,
 ) -> dict[str, Any]:
     """Perceptual path length of generator G (mapping(z, c) -> ws, synthesis(ws, noise_mode)).
@@ -144,8 +144,9 @@ def perceptual_path_length(
     once). device: where the latents are put (default: G's); G and distance must already be there.
 
     Returns {"ppl": mean of the d_i with lo <= d_i <= hi, lo/hi = the 1st/99th percentiles of all d_i
-    (numpy.percentile, `percentile_method`, default linear interpolation), "ppl_num_samples": how many d_i
-    were kept}; with return_distances also "distances": all d_i, float64 numpy [num_samples].
+    (numpy.percentile with `percentile_methods` for lo and hi; the default ("lower", "higher") is the
+    StyleGAN/StyleGAN2 evaluation's, so both bounds are samples), "ppl_num_samples": how many d_i were
+    kept}; with return_distances also "distances": all d_i, float64 numpy [num_samples].
     Defaults are StyleGAN2's protocol (W, "end", 50000 samples, eps 1e-4, no crop); StyleGAN's tables use
     100000 samples and crop=True. In float32 the eps-sized image difference carries round-off of a few
     1e-3 relative per sample (batch sizes agree to that level); in float64 (G.double(),
@@ -164,8 +165,8 @@ def perceptual_path_length(
             f"{bad} of {num_samples} path distances are NaN or Inf; check the generator (diverged, fp16 "
             "overflow) and the distance"
         )
-    lo = np.percentile(distances, 1, method=percentile_method)
-    hi = np.percentile(distances, 99, method=percentile_method)
+    lo = np.percentile(distances, 1, method=percentile_methods[0])
+    hi = np.percentile(distances, 99, method=percentile_methods[1])
     kept = distances[(distances >= lo) & (distances <= hi)]
     result: dict[str, Any] = {"ppl": float(kept.mean()), "ppl_num_samples": int(kept.size)}
     if return_distances:
