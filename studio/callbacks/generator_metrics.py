@@ -8,7 +8,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from studio.features import create_backbone, extract_features, extract_features_cached
-from studio.metrics.compute import check_metric_names, check_sample_counts, compute_metrics, needed_features
+from studio.metrics.compute import (
+    check_metric_names,
+    check_sample_counts,
+    compute_metrics,
+    feature_metrics,
+    needed_features,
+)
+from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
 from studio.sampling import sample_images
 
@@ -37,14 +44,18 @@ class GeneratorMetrics:
         options: Mapping[str, Mapping] | None = None,
     ) -> None:
         self.metrics = check_metric_names(metrics)
+        self.feature_metrics = feature_metrics(self.metrics)
         self.dataset = dataset
         self.num_gen = int(num_gen)
         unmirrored = len(dataset) // 2 if getattr(dataset, "xflip", False) else len(dataset)
         self.num_real = unmirrored if num_real is None else min(int(num_real), unmirrored)
         # Everything a tick needs is checked at start: option names, sample counts, weights.
         check_sample_counts(self.metrics, options, self.num_real, self.num_gen, setting_prefix="eval.")
-        self._backbone = create_backbone(backbone, weights=weights)
-        self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
+        self._backbone = None
+        if self.feature_metrics:
+            self._backbone = create_backbone(backbone, weights=weights)
+            self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
+        self.path_length = path_length_for(self.metrics, options)
         self.batch = int(batch)
         self.seed = int(seed)
         self.options = options
@@ -52,6 +63,9 @@ class GeneratorMetrics:
 
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
+        results = {} if self.path_length is None else self.path_length(G, device)
+        if not self.feature_metrics:
+            return results
         backbone = self._backbone.to(device)
         extract = {"batch_size": self.batch, "device": device}
         if self._real is None:
@@ -61,4 +75,4 @@ class GeneratorMetrics:
             self._real = RealReference(real)
         samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch)
         fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
-        return compute_metrics(self._real, fake, self.metrics, self.options)
+        return compute_metrics(self._real, fake, self.feature_metrics, self.options) | results

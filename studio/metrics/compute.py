@@ -20,6 +20,7 @@ from studio.metrics.functional._inputs import as_feature_pair
 from studio.metrics.reference import RealReference
 
 Features = Mapping[str, torch.Tensor]
+GENERATOR = "generator"  # MetricGroup.feature of metrics that need G rather than features
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,15 @@ METRIC_GROUPS: dict[str, MetricGroup] = {
         _abauth_needs,
         {"delta_precision_alpha": "max", "delta_recall_beta": "max", "authenticity": "max"},
     ),
+    # Needs the generator itself, not features: studio.metrics.path_length computes it.
+    "ppl": MetricGroup(GENERATOR, False, ("perceptual_path_length",), None, lambda *_: [], {"ppl": "min"}),
 }
-_SET_BY_SUITE = {("knn_metrics", "metrics")}  # arguments the suite fills in itself
+# Arguments the suite fills in itself.
+_SET_BY_SUITE = {
+    ("knn_metrics", "metrics"),
+    ("perceptual_path_length", "device"),
+    ("perceptual_path_length", "return_distances"),
+}
 DEFAULT_METRICS = ("fid", "kid", "pr", "dc")
 
 
@@ -222,7 +230,17 @@ def check_metric_names(names: Sequence[str]) -> list[str]:
 
 def needed_features(names: Sequence[str]) -> set[str]:
     """Feature outputs ("pool", "logits") the given metrics read."""
-    return {METRIC_GROUPS[name].feature for name in check_metric_names(names)}
+    return {METRIC_GROUPS[name].feature for name in feature_metrics(names)}
+
+
+def feature_metrics(names: Sequence[str]) -> list[str]:
+    """The metrics among `names` computed on features (all but those that need the generator)."""
+    return [name for name in check_metric_names(names) if METRIC_GROUPS[name].feature != GENERATOR]
+
+
+def generator_metrics(names: Sequence[str]) -> list[str]:
+    """The metrics among `names` that need the generator itself (ppl)."""
+    return [name for name in check_metric_names(names) if METRIC_GROUPS[name].feature == GENERATOR]
 
 
 def group_options(name: str, options: Mapping[str, Mapping] | None) -> dict[str, dict]:
@@ -274,6 +292,8 @@ def check_sample_counts(
 
 
 def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
     return value if value is None or isinstance(value, (bool, int, float, str, list, dict)) else str(value)
 
 
@@ -305,6 +325,11 @@ def compute_metrics(
     k-NN radii). options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
     """
     names = check_metric_names(metrics)
+    if generator_metrics(names):
+        raise ValueError(
+            f"metric(s) {generator_metrics(names)} need the generator, not features: compute them with "
+            "studio.metrics.path_length (studio-eval ckpt=..., or eval.metrics during training)"
+        )
     reference = real if real is None or isinstance(real, RealReference) else RealReference(real)
     for name in names:
         group = METRIC_GROUPS[name]

@@ -28,8 +28,11 @@ from studio.metrics.compute import (
     check_sample_counts,
     compute_metrics,
     effective_options,
+    feature_metrics,
+    generator_metrics,
     needed_features,
 )
+from studio.metrics.path_length import path_length_for
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +55,6 @@ class ImageSet:
     dataset: Dataset | None = None
     generator: nn.Module | None = None
     gen_seed: int = 0
-
-
-@dataclass
-class FeatureSet:
-    """Features of one image set and their origin ("npz", "images" or "checkpoint")."""
-
-    features: dict[str, torch.Tensor]
-    origin: str
-    path: str
-    fingerprint: str | None = None
-
-    @property
-    def count(self) -> int:
-        return int(next(iter(self.features.values())).shape[0])
 
 
 def load_npz_features(path: str | Path) -> dict[str, torch.Tensor]:
@@ -134,22 +123,20 @@ def open_checkpoint_set(ckpt: str | Path, num_gen: int, gen_seed: int, device: t
 
 def extract_image_set(
     image_set: ImageSet, side: str, backbone: Backbone | None, use_cache: bool, extract_kwargs: Mapping
-) -> FeatureSet:
+) -> dict[str, torch.Tensor]:
     """The features of `image_set`: stored ones, or extracted with `backbone` (real image sets go
     through the on-disk cache when `use_cache`)."""
     if image_set.features is not None:
-        return FeatureSet(image_set.features, image_set.origin, image_set.path)
+        return image_set.features
     if image_set.generator is not None:
         from studio.sampling import sample_images
 
         images = sample_images(
             image_set.generator, image_set.count, seed=image_set.gen_seed, batch=extract_kwargs["batch_size"]
         )
-        features = extract_features(images, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
-        return FeatureSet(features, image_set.origin, image_set.path)
+        return extract_features(images, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
     extract = extract_features_cached if use_cache else extract_features
-    features = extract(image_set.dataset, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
-    return FeatureSet(features, image_set.origin, image_set.path, fingerprint=image_set.dataset.fingerprint())
+    return extract(image_set.dataset, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
 
 
 def studio_version() -> str:
@@ -194,9 +181,14 @@ def evaluate(
         )
     if metrics is not None:
         effective_options(metrics, options)  # names and options, before anything is read
+        if generator_metrics(metrics) and ckpt is None:
+            raise ValueError(
+                f"metric(s) {generator_metrics(metrics)} need a generator: pass ckpt=PATH (a studio "
+                "training checkpoint) instead of fake="
+            )
     torch_device = resolve_device(device)
     # Everything that can fail is checked before the first image goes through the backbone: sources
-    # readable and counted, checkpoint loaded, backbone weights found, metric names, options and counts.
+    # readable and counted, checkpoint loaded, weights found, metric names, options and counts.
     sizing = {"resolution": resolution, "resize": resize}
     real_images = open_image_set(real, "real", num_real, **sizing)
     if ckpt is not None:
@@ -205,7 +197,8 @@ def evaluate(
     else:
         fake_images = open_image_set(fake, "fake", num_gen, **sizing)
     net = None
-    if real_images.features is None or fake_images.features is None:
+    extracting = real_images.features is None or fake_images.features is None
+    if extracting and (metrics is None or feature_metrics(metrics)):
         net = create_backbone(backbone, weights=weights, device=torch_device, seed=seed)
     if metrics is None:
         fake_outputs = net.feature_dims if fake_images.features is None else fake_images.features
@@ -213,29 +206,40 @@ def evaluate(
     if net is not None:
         net.require_outputs(needed_features(metrics), f"metrics {list(metrics)}")
     check_sample_counts(metrics, options, real_images.count, fake_images.count)
-    extract_kwargs = {
-        "batch_size": batch,
-        "device": torch_device,
-        "num_workers": workers,
-        "progress": progress,
-    }
-    real_set = extract_image_set(real_images, "real", net, cache, extract_kwargs)
-    fake_set = extract_image_set(fake_images, "fake", net, False, extract_kwargs)
-    results = compute_metrics(real_set.features, fake_set.features, metrics, options)
+    path_length = path_length_for(metrics, options)
+    results: dict[str, float] = {}
+    if feature_metrics(metrics):
+        extract_kwargs = {
+            "batch_size": batch,
+            "device": torch_device,
+            "num_workers": workers,
+            "progress": progress,
+        }
+        real_features = extract_image_set(real_images, "real", net, cache, extract_kwargs)
+        fake_features = extract_image_set(fake_images, "fake", net, False, extract_kwargs)
+        results = compute_metrics(real_features, fake_features, feature_metrics(metrics), options)
+    if path_length is not None:
+        results |= path_length(fake_images.generator, torch_device)
     protocol = {
         "metrics": list(metrics),
         "options": effective_options(metrics, options),
-        "counts": {"real": real_set.count, "fake": fake_set.count},
+        "counts": {"real": real_images.count, "fake": fake_images.count},
         "sources": {
-            side: {"path": s.path, "origin": s.origin, "fingerprint": s.fingerprint}
-            for side, s in (("real", real_set), ("fake", fake_set))
+            side: {
+                "path": s.path,
+                "origin": s.origin,
+                "fingerprint": s.dataset.fingerprint() if s.dataset else None,
+            }
+            for side, s in (("real", real_images), ("fake", fake_images))
         },
         "generation": {"gen_seed": gen_seed, "truncation_psi": 1.0, "noise_mode": "const"}
         if ckpt is not None
         else None,
         "backbone": net.describe()
         if net is not None
-        else {"backbone": "precomputed (.npz)", "requested": backbone},
+        else {"backbone": "precomputed (.npz)", "requested": backbone}
+        if feature_metrics(metrics)
+        else None,
         "image_sizing": sizing,
         "backbone_seed": seed,
         "device": str(torch_device),

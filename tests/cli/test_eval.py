@@ -176,7 +176,8 @@ def test_error_messages(folders, tmp_path, capsys):
     assert f"studio-eval: error: real={tmp_path / 'missing'}: no such file or folder" in err
     code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "metrics=[fid,fidd]")
     assert (
-        code == 2 and "unknown metric name(s) 'fidd'; valid: fid, kid, is, pr, dc, rarity, prd, abauth" in err
+        code == 2
+        and "unknown metric name(s) 'fidd'; valid: fid, kid, is, pr, dc, rarity, prd, abauth, ppl" in err
     )
     np.savez(tmp_path / "nologits.npz", pool=np.zeros((10, 4), np.float32))
     code, _, err = _run(
@@ -197,7 +198,7 @@ def test_error_messages(folders, tmp_path, capsys):
 def test_help_lists_metrics_backbones_and_ckpt(capsys):
     code, out, _ = _run(capsys, "--help")
     assert code == 0
-    assert "fid, kid, is, pr, dc, rarity, prd, abauth" in out and "random_inception" in out
+    assert "fid, kid, is, pr, dc, rarity, prd, abauth, ppl" in out and "random_inception" in out
     assert "ckpt=PATH            instead of fake=: a studio training checkpoint" in out
 
 
@@ -254,3 +255,36 @@ def test_non_square_images_need_resize_and_the_error_names_the_eval_keys(folders
     assert code == 0, err
     protocol = json.loads((tmp_path / "r.json").read_text())["protocol"]
     assert protocol["image_sizing"] == {"resolution": 16, "resize": "center_crop"}
+
+
+def test_ppl_from_a_checkpoint_equals_the_functional_metric(
+    folders, checkpoint, tmp_path, capsys, monkeypatch
+):
+    import studio.metrics.path_length as path_length
+    from studio.features.lpips import lpips_vgg
+    from studio.io.checkpoint import load_generator
+    from studio.metrics import functional as F
+
+    monkeypatch.setattr(path_length, "lpips_vgg", lambda *weights: lpips_vgg(seed=0))  # offline weights
+    real, fake = folders
+    options = ("options.perceptual_path_length.num_samples=6", "options.perceptual_path_length.batch=4")
+    out = tmp_path / "ppl.json"
+    code, stdout, err = _run(
+        capsys, f"real={real}", f"ckpt={checkpoint}", "metrics=[ppl]", *options, f"out={out}"
+    )
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    G = load_generator(checkpoint, torch.device("cpu"))
+    expected = F.perceptual_path_length(G, lpips_vgg(seed=0), num_samples=6, batch=4)["ppl"]
+    assert report["results"] == {"ppl": expected}
+    assert report["protocol"]["options"]["perceptual_path_length"]["percentile_methods"] == [
+        "lower",
+        "higher",
+    ]
+    assert report["protocol"]["backbone"] is None  # no feature metric: no backbone was loaded
+    code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "metrics=[fid,ppl]")
+    assert code == 2
+    assert err == (
+        "studio-eval: error: metric(s) ['ppl'] need a generator: pass ckpt=PATH (a studio training "
+        "checkpoint) instead of fake=\n"
+    )

@@ -139,7 +139,7 @@ def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
         "  train.ema_kimg=0: must be a number > 0 (or null).",
         "  train.channels_last=yes: must be one of true, false, auto.",
         "  eval.metrics=['fid', 'fdi']: unknown metric(s) ['fdi']; valid: fid, kid, is, pr, dc, rarity, prd, "
-        "abauth.",
+        "abauth, ppl.",
         f"  eval.backbone=incepton: must be one of {', '.join(list_backbones())}.",
         "  data.num_workers=many: must be one of auto or must be an integer >= 0.",
         "  loss.gamma=abc: must be float.",

@@ -10,7 +10,7 @@ from models.stylegan2 import Generator
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
 from studio.features import create_backbone, extract_features
-from studio.io.checkpoint import load_checkpoint
+from studio.io.checkpoint import load_checkpoint, load_generator
 from studio.training.run import train
 
 
@@ -142,3 +142,36 @@ def test_a_failing_evaluation_is_one_error_line_unless_strict(
     calls.clear()
     with pytest.raises(RuntimeError, match="out of memory"):
         train(tiny_cfg(tmp_path / "strict", *opts, "eval.strict=true"))
+
+
+def test_ppl_at_ticks_and_as_the_monitor(tmp_path, tiny_cfg, monkeypatch) -> None:
+    import studio.metrics.path_length as path_length
+    from studio.features.lpips import lpips_vgg
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(path_length, "lpips_vgg", lambda *weights: lpips_vgg(seed=0))  # offline weights
+    cfg = tiny_cfg(
+        tmp_path / "run",
+        "train.kimg=0.016",
+        "eval.every_kimg=0.008",
+        "eval.metrics=[ppl]",
+        "eval.monitor=ppl",
+        "+eval.options.perceptual_path_length.num_samples=4",
+        "train.channels_last=false",  # the same memory layout as the reloaded G: the same float32 sums
+    )
+    module = train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    G = load_generator(tmp_path / "run" / "checkpoints" / "last.ckpt", torch.device("cpu"))
+    expected = F.perceptual_path_length(G, lpips_vgg(seed=0), num_samples=4)["ppl"]
+    assert records[-1]["results"]["ppl"] == expected
+    assert module.best.mode == "min" and module.best.value == min(r["results"]["ppl"] for r in records)
+
+
+def test_missing_lpips_weights_fail_at_start(tmp_path, tiny_cfg, monkeypatch) -> None:
+    import studio.features.weights as weights
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "_download", lambda url, target: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        train(tiny_cfg(tmp_path / "run", "eval.metrics=[ppl]"))
+    assert not (tmp_path / "run").exists()
