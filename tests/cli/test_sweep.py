@@ -67,10 +67,15 @@ def test_a_two_trial_optuna_sweep_optimises_the_monitor_and_writes_a_summary(tmp
         "-m",
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",  # the database storage works too
         *TINY,
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="studio", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.trials) == 2 and study.direction == optuna.study.StudyDirection.MINIMIZE
     trials = [json.loads((sweep_dir / t / "metrics.jsonl").read_text().splitlines()[-1]) for t in ("0", "1")]
     bests = [t["best"]["value"] for t in trials]
     optuna = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
