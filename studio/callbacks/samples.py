@@ -11,16 +11,7 @@ from studio.callbacks.schedule import kimg_tag, step_crossed
 from studio.data.image_io import save_png
 from studio.features.resize import quantize_to_uint8
 from studio.sampling import sample_batches
-
-
-def image_grid(images: torch.Tensor, cols: int) -> np.ndarray:
-    """uint8 images [N, C, H, W] -> one uint8 grid [rows * H, cols * W, C] (row-major, N <= rows * cols)."""
-    n, c, h, w = images.shape
-    rows = -(-n // cols)
-    padded = torch.zeros([rows * cols, c, h, w], dtype=torch.uint8)
-    padded[:n] = images.cpu()
-    grid = padded.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
-    return grid.numpy()
+from studio.views import image_grid
 
 
 def log_image(trainer: L.Trainer, key: str, grid: np.ndarray, step: int) -> None:
