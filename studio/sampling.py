@@ -25,26 +25,26 @@ def class_labels(G: nn.Module, seeds: Sequence[int]) -> torch.Tensor | None:
 
 
 @torch.no_grad()
+def images_for_seeds(G: nn.Module, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:
+    """Float images [len(seeds), C, R, R] in about [-1, 1] of the given latent seeds, constant noise."""
+    device = next(G.parameters()).device
+    c = class_labels(G, seeds)
+    z = latents(G, seeds).to(device)
+    return G(z, None if c is None else c.to(device), truncation_psi=truncation_psi, noise_mode="const")
+
+
 def sample_batches(
     G: nn.Module, num: int, seed: int = 0, batch: int = 32, truncation_psi: float = 1.0
 ) -> Iterator[tuple[range, torch.Tensor]]:
     """(seeds, float images [len(seeds), C, R, R] in about [-1, 1]) for images seed .. seed + num - 1."""
-    device = next(G.parameters()).device
     for start in range(0, num, batch):
         seeds = range(seed + start, seed + min(start + batch, num))
-        c = class_labels(G, seeds)
-        yield (
-            seeds,
-            G(
-                latents(G, seeds).to(device),
-                None if c is None else c.to(device),
-                truncation_psi=truncation_psi,
-                noise_mode="const",
-            ),
-        )
+        yield seeds, images_for_seeds(G, seeds, truncation_psi)
 
 
-def sample_images(G: nn.Module, num: int, seed: int = 0, batch: int = 32) -> Iterator[torch.Tensor]:
+def sample_images(
+    G: nn.Module, num: int, seed: int = 0, batch: int = 32, truncation_psi: float = 1.0
+) -> Iterator[torch.Tensor]:
     """The images of `sample_batches` alone (a source for studio.features.extract_features)."""
-    for _, images in sample_batches(G, num, seed=seed, batch=batch):
+    for _, images in sample_batches(G, num, seed=seed, batch=batch, truncation_psi=truncation_psi):
         yield images

@@ -15,9 +15,11 @@ from studio.metrics.compute import (
     feature_metrics,
     needed_features,
 )
+from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views, psi_sweep
 from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
-from studio.sampling import sample_images
+from studio.sampling import images_for_seeds, sample_images
+from studio.views import EvalViews
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ class GeneratorMetrics:
     backbone, weights and count); mirrored copies of an x-flipped dataset are not part of the real set.
     Image i is drawn as studio.sampling does it (latent and class from seed + i, constant noise), so every
     evaluation of a run sees the same latents, and the same images studio-generate writes for that seed.
+    With `views`, each call also leaves the dashboards' curves and per-sample views in `self.views` (the
+    PRD curve, realism and rarity per sample, the rarest / least realistic / most typical images, and
+    with `psi_sweep` precision, recall, density and coverage of images generated at each truncation ψ).
     """
 
     def __init__(
@@ -42,6 +47,8 @@ class GeneratorMetrics:
         batch: int = 64,
         seed: int = 0,
         options: Mapping[str, Mapping] | None = None,
+        views: bool = False,
+        psi_sweep: Sequence[float] = (),
     ) -> None:
         self.metrics = check_metric_names(metrics)
         self.feature_metrics = feature_metrics(self.metrics)
@@ -51,8 +58,13 @@ class GeneratorMetrics:
         self.num_real = unmirrored if num_real is None else min(int(num_real), unmirrored)
         # Everything a tick needs is checked at start: option names, sample counts, weights.
         check_sample_counts(self.metrics, options, self.num_real, self.num_gen, setting_prefix="eval.")
+        self.psi_sweep = [float(psi) for psi in psi_sweep]
+        if self.psi_sweep:
+            check_sample_counts(PSI_METRICS, options, self.num_real, self.num_gen, setting_prefix="eval.")
+        self.with_views = views
+        self.views: EvalViews | None = None  # of the last call, for the dashboards
         self._backbone = None
-        if self.feature_metrics:
+        if self.feature_metrics or self.psi_sweep:
             self._backbone = create_backbone(backbone, weights=weights)
             self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         self.path_length = path_length_for(self.metrics, options)
@@ -63,8 +75,9 @@ class GeneratorMetrics:
 
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
+        self.views = None
         results = {} if self.path_length is None else self.path_length(G, device)
-        if not self.feature_metrics:
+        if not (self.feature_metrics or self.psi_sweep):
             return results
         backbone = self._backbone.to(device)
         extract = {"batch_size": self.batch, "device": device}
@@ -73,6 +86,21 @@ class GeneratorMetrics:
                 self.dataset, backbone, max_items=self.num_real, desc="real", **extract
             )
             self._real = RealReference(real)
-        samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch)
-        fake = extract_features(samples, backbone, max_items=self.num_gen, desc="fake", **extract)
-        return compute_metrics(self._real, fake, self.feature_metrics, self.options) | results
+
+        def fake_features(psi: float) -> dict[str, torch.Tensor]:
+            samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch, truncation_psi=psi)
+            return extract_features(
+                samples, backbone, max_items=self.num_gen, desc=f"fake psi={psi}", **extract
+            )
+
+        curves: dict = {}
+        if self.feature_metrics:
+            fake = fake_features(1.0)
+            results = compute_metrics(self._real, fake, self.feature_metrics, self.options, curves) | results
+        if self.with_views:
+            self.views = curve_views(
+                curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
+            )
+            if self.psi_sweep:
+                self.views.psi_sweep = psi_sweep(self._real, fake_features, self.psi_sweep, self.options)
+        return results

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from studio.callbacks.dashboards import log_views
 from studio.callbacks.schedule import step_crossed
 from studio.io.atomic import write_text_atomic
 from studio.runtime import capture_rng_state, restore_rng_state
@@ -27,7 +28,9 @@ class MetricsLog(L.Callback):
     it runs on the global-zero process only and its time is not counted in sec_per_kimg. An evaluation
     that raises is logged as one error line (and "eval_error" in the record) and training goes on,
     unless `strict`. With the module's eval.monitor tracker (`pl_module.best`), each record holds the
-    best result so far as "best" {"metric", "mode", "value", "kimg"}."""
+    best result so far as "best" {"metric", "mode", "value", "kimg"}. When `evaluate` leaves an
+    `EvalViews` in its `views` attribute, the curves and per-sample views go to the TensorBoard and W&B
+    loggers at the same step as the scalars."""
 
     def __init__(
         self,
@@ -102,6 +105,9 @@ class MetricsLog(L.Callback):
             if pl_module.best is not None:
                 pl_module.best.update(record["results"], pl_module.cur_nimg)
                 record["best"] = pl_module.best.summary()
+            views = getattr(self.evaluate, "views", None)
+            if views is not None:
+                log_views(trainer.loggers, views, step=pl_module.cur_nimg)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from studio.features import WeightsNotFoundError, list_backbones
 from studio.metrics.compute import METRIC_GROUPS
 from studio.metrics.evaluate import evaluate
+from studio.views import save_views
 
 DEFAULTS = {
     "real": None,
@@ -37,6 +38,8 @@ DEFAULTS = {
     "cache": True,
     "progress": True,
     "out": "results.json",
+    "plot": False,
+    "psi_sweep": [],
     "options": {},
 }
 
@@ -65,6 +68,10 @@ keys (Hydra override syntax):
   options.FN.KEY=V     keyword of a functional metric, e.g. options.kid.subset_size=100,
                        options.knn_metrics.k_pr=5 (the JSON lists every value used)
   out=FILE             JSON with results and protocol (default results.json; out=null to skip)
+  plot=true            also write PNG figures beside the JSON (<out stem>_prd_curve.png, _realism_hist.png,
+                       _rarity_hist.png, _samples_<rarest|least_realistic|most_typical>.png, _psi_sweep.png)
+  psi_sweep=[1.0,0.7,0.5]  with ckpt=: precision/recall/density/coverage of images at each truncation psi
+                       (in the JSON as "psi_sweep"; plotted with plot=true)
 """
 
 
@@ -94,7 +101,7 @@ def format_table(results: dict[str, float]) -> str:
 
 def run(config: DictConfig) -> dict:
     metrics = None if config.metrics is None else list(config.metrics)
-    results, protocol = evaluate(
+    results, protocol, views = evaluate(
         real=config.real,
         fake=config.fake,
         ckpt=config.ckpt,
@@ -113,9 +120,17 @@ def run(config: DictConfig) -> dict:
         options=OmegaConf.to_container(config.options),
         cache=config.cache,
         progress=config.progress,
+        views=bool(config.plot or config.psi_sweep),
+        psi_sweep=list(config.psi_sweep),
     )
     report = {"results": results, "protocol": protocol}
+    if views is not None and views.psi_sweep is not None:
+        report["psi_sweep"] = views.psi_sweep
     print(format_table(results))
+    if config.plot:
+        out = Path(config.out or "studio_eval.json")
+        report["plots"] = [str(path) for path in save_views(views, out.parent, prefix=out.stem)]
+        print("\n".join(f"wrote {path}" for path in report["plots"]))
     if config.out is not None:
         out = Path(config.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,8 @@ class MetricGroup:
     feature: str  # "pool" or "logits"
     uses_real: bool
     functions: tuple[str, ...]  # names in studio.metrics.functional whose keyword defaults apply
-    run: Callable[[RealReference | None, torch.Tensor, dict], dict[str, float]] | None  # None: k-NN family
+    # (real, fake, options, curves) -> results; may add per-sample arrays and curves to `curves`.
+    run: Callable[[RealReference | None, torch.Tensor, dict, dict], dict[str, float]] | None  # None: k-NN
     shortfalls: Callable[[dict, int, int], list[str]]
     outputs: dict[str, str]  # result name -> "min" or "max" (which way is better), "" when neither
 
@@ -44,22 +45,23 @@ def _floats(values: Mapping) -> dict[str, float]:
     return {name: float(value) for name, value in values.items()}
 
 
-def _run_fid(real: RealReference, fake, opts):
+def _run_fid(real: RealReference, fake, opts, curves):
     ddof = opts["fid"].get("ddof", 1)
     return {"fid": F.fid_from_stats(*real.fid_stats(ddof), *F.feature_stats(fake, ddof))}
 
 
-def _run_kid(real: RealReference, fake, opts):
+def _run_kid(real: RealReference, fake, opts, curves):
     return _floats(F.kid(real["pool"], fake, **opts["kid"]))
 
 
-def _run_is(real, fake, opts):
+def _run_is(real, fake, opts, curves):
     return _floats(F.inception_score(fake, **opts["inception_score"]))
 
 
-def _run_prd(real: RealReference, fake, opts):
+def _run_prd(real: RealReference, fake, opts, curves):
     real_x, fake_x = balanced(real["pool"], fake, opts["prd"])
     precision, recall = F.prd(real_x, fake_x, **opts["prd"])
+    curves["prd"] = (precision, recall)
     f_beta, f_beta_inv = F.prd_f_beta(precision, recall, **opts["prd_f_beta"])
     return {"prd_f_beta": float(f_beta), "prd_f_beta_inv": float(f_beta_inv)}
 
@@ -78,7 +80,7 @@ def balanced(real: torch.Tensor, fake: torch.Tensor, prd_opts: dict) -> tuple[to
     return (real[index.to(real.device)], fake) if len(real) > n else (real, fake[index.to(fake.device)])
 
 
-def _run_abauth(real: RealReference, fake, opts):
+def _run_abauth(real: RealReference, fake, opts, curves):
     out = F.alpha_precision_beta_recall_authenticity(
         real["pool"], fake, **opts["alpha_precision_beta_recall_authenticity"]
     )
@@ -103,13 +105,15 @@ def _knn_summary(out: Mapping) -> dict[str, float]:
     return summary
 
 
-def _run_knn(names: Sequence[str], real: RealReference, fake, opts) -> dict[str, float]:
+def _run_knn(names: Sequence[str], real: RealReference, fake, opts, curves: dict) -> dict[str, float]:
     members = [member for name in names for member in KNN_GROUPS[name]]
     knn_opts = dict(opts["knn_metrics"])
     prepared = {key: knn_opts.pop(key, default) for key, default in MANIFOLD_OPTIONS.items()}
     ks = {"pr": knn_opts.get("k_pr", 3), "dc": knn_opts.get("k_dc", 5), "rarity": knn_opts.get("k_rarity", 3)}
     manifold = real.manifold(max(ks[name] for name in names), **prepared)
-    return _knn_summary(F.knn_metrics(manifold, fake, members, **knn_opts))
+    out = F.knn_metrics(manifold, fake, members, **knn_opts)
+    curves.update({key: out[key] for key in ("realism", "rarity") if key in out})
+    return _knn_summary(out)
 
 
 def _too_few(side: str, have: int, need: int, why: str) -> list[str]:
@@ -317,12 +321,15 @@ def compute_metrics(
     fake: Features,
     metrics: Sequence[str],
     options: Mapping[str, Mapping] | None = None,
+    curves: dict | None = None,
 ) -> dict[str, float]:
     """Compute the requested metric groups on extracted features; returns one flat {name: float} dict.
 
     real, fake: {"pool": [N, D], "logits": [N, C], ...} (real may be None if only "is" is requested).
     Pass the real side as a `RealReference` to reuse what it derived in earlier calls (FID statistics,
     k-NN radii). options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
+    curves: a dict that receives what does not fit a float: "prd" (precision [A], recall [A]) and the
+    per-fake-sample "realism" and "rarity" arrays [M] of the metrics requested.
     """
     names = check_metric_names(metrics)
     if generator_metrics(names):
@@ -339,15 +346,16 @@ def compute_metrics(
     n_real = 0 if reference is None else reference.count
     check_sample_counts(names, options, n_real, int(next(iter(fake.values())).shape[0]))
     results: dict[str, float] = {}
+    curves = {} if curves is None else curves
     knn_names = [name for name in names if name in KNN_GROUPS]
     for name in names:
         fake_x = fake[METRIC_GROUPS[name].feature]
         opts = group_options(name, options)
         try:
             if name not in KNN_GROUPS:
-                results |= METRIC_GROUPS[name].run(reference, fake_x, opts)
+                results |= METRIC_GROUPS[name].run(reference, fake_x, opts, curves)
             elif name == knn_names[0]:
-                results |= _run_knn(knn_names, reference, fake_x, opts)
+                results |= _run_knn(knn_names, reference, fake_x, opts, curves)
         except ValueError as error:
             where = " or ".join(f"options.{fn}.KEY=VALUE" for fn in opts)
             raise ValueError(f"metric {name!r}: {error} (its settings: {where})") from error

@@ -102,6 +102,14 @@ def backbone_name(value: Any) -> str | None:
     return None if value in list_backbones() else f"must be one of {', '.join(list_backbones())}"
 
 
+def psi_values(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(psi, (int, float)) and not isinstance(psi, bool) and 0 <= psi <= 1 for psi in value
+    ):
+        return None
+    return "must be a list of truncation values in [0, 1], e.g. [1.0,0.9,0.8,0.7,0.5]"
+
+
 def options_mapping(value: Any) -> str | None:
     if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
         return None
@@ -130,6 +138,8 @@ SECTIONS: dict[str, dict[str, Rule]] = {
         "monitor": optional(text),
         "mode": one_of("auto", "min", "max"),
         "strict": boolean,
+        "views": boolean,
+        "psi_sweep": psi_values,
         "num_gen": integer(1),
         "num_real": optional(integer(1)),
         "backbone": backbone_name,

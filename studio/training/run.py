@@ -263,6 +263,8 @@ def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
             batch=cfg.eval.batch,
             seed=cfg.seed,
             options=OmegaConf.to_container(cfg.eval.options),
+            views=cfg.eval.views,
+            psi_sweep=list(cfg.eval.psi_sweep),
         )
     except ValueError as err:
         raise ConfigError(f"eval: {err}") from None

@@ -288,3 +288,40 @@ def test_ppl_from_a_checkpoint_equals_the_functional_metric(
         "studio-eval: error: metric(s) ['ppl'] need a generator: pass ckpt=PATH (a studio training "
         "checkpoint) instead of fake=\n"
     )
+
+
+def test_plot_writes_the_curves_beside_the_json_and_psi_sweep_adds_the_truncation_curve(
+    folders, checkpoint, tmp_path, capsys
+):
+    real, fake = folders
+    out = tmp_path / "res" / "run.json"
+    common = [
+        f"real={real}",
+        "backbone=random_cnn",
+        "metrics=[pr,rarity,prd]",
+        "progress=false",
+        f"out={out}",
+    ]
+    prd = ["options.prd.num_clusters=4", "options.prd.num_runs=2"]
+    code, stdout, err = _run(
+        capsys, *common, *prd, f"ckpt={checkpoint}", "num_gen=8", "psi_sweep=[1.0,0.5]", "plot=true"
+    )
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert report["psi_sweep"]["psi"] == [1.0, 0.5]
+    assert report["psi_sweep"]["precision"][0] == report["results"]["precision"]  # psi=1 is the plain set
+    names = ["prd_curve", "psi_sweep", "realism_hist", "rarity_hist"]
+    # the rarest: among fakes inside some real ball (rarity is NaN outside all of them)
+    names += ["samples_rarest"] * (report["results"]["rarity_num_outside"] < 8)
+    names += ["samples_least_realistic", "samples_most_typical"]
+    assert report["plots"] == [str(out.parent / f"run_{name}.png") for name in names]
+    for path in report["plots"]:
+        assert Image.open(path).size[0] > 0
+        assert f"wrote {path}" in stdout
+    (out.parent / "run_samples_most_typical.png").unlink()
+    code, _, err = _run(capsys, *common, *prd, f"fake={fake}", "plot=true")  # images of a folder: its own
+    assert code == 0, err
+    assert (out.parent / "run_samples_most_typical.png").is_file()
+    code, _, err = _run(capsys, *common, f"fake={fake}", "psi_sweep=[0.5]")
+    assert code == 2
+    assert "psi_sweep generates images at each truncation: pass ckpt=PATH instead of fake=" in err

@@ -164,7 +164,7 @@ def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
         "  kimg: unknown key (valid keys here: run_dir, seed, resume, train, ckpt, eval, data, model, "
         "logger, loss, trainer, optimizer).",
         "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, monitor, mode, "
-        "strict, num_gen, num_real, backbone, weights, batch, grid).",
+        "strict, views, psi_sweep, num_gen, num_real, backbone, weights, batch, grid).",
         "  data.path: this data config does not use it (no _target_ argument refers to it); remove it or "
         "pick the config group that has it.",
         "  model.generator.foo: unknown key (models.stylegan2.Generator takes: z_dim, c_dim, w_dim, "

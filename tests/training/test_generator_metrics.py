@@ -175,3 +175,42 @@ def test_missing_lpips_weights_fail_at_start(tmp_path, tiny_cfg, monkeypatch) ->
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
         train(tiny_cfg(tmp_path / "run", "eval.metrics=[ppl]"))
     assert not (tmp_path / "run").exists()
+
+
+def test_curves_and_per_sample_views_reach_tensorboard_at_the_tick_step(
+    tmp_path, tiny_cfg, monkeypatch
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_cfg(
+        tmp_path / "run",
+        "train.kimg=0.008",
+        "eval.every_kimg=0.008",
+        "eval.metrics=[pr,dc,rarity,prd]",
+        "eval.backbone=random_cnn",
+        "eval.num_gen=24",
+        "eval.num_real=24",
+        "+eval.options.prd.num_clusters=4",
+        "+eval.options.prd.num_runs=2",
+        "eval.psi_sweep=[1.0,0.5]",
+        "logger=tensorboard",
+    )
+    train(cfg)
+    (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events), size_guidance={"images": 0, "histograms": 0, "scalars": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    assert {"eval/prd_curve", "eval/psi_sweep", "eval/samples/rarest", "eval/samples/least_realistic"} <= set(
+        tags["images"]
+    )
+    assert "eval/samples/most_typical" in tags["images"]
+    assert {"eval/realism", "eval/rarity"} <= set(tags["histograms"])
+    (realism,) = accumulator.Histograms("eval/realism")
+    assert realism.step == 8 and realism.histogram_value.num <= 24  # finite values of 24 fakes
+    # The sweep's psi=1.0 point is the tick's own precision (same images, same real manifold).
+    (tick_precision,) = accumulator.Scalars("precision")
+    (sweep_precision,) = accumulator.Scalars("eval/psi_sweep/precision@psi=1.0")
+    assert sweep_precision.step == tick_precision.step == 8
+    assert sweep_precision.value == tick_precision.value
+    assert len(accumulator.Scalars("eval/psi_sweep/coverage@psi=0.5")) == 1
