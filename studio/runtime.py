@@ -69,3 +69,29 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     )
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+def shard(count: int, unit: int = 1) -> range:
+    """This rank's contiguous share of `count` items, in whole units of `unit` items (rank r of W gets
+    units [U*r//W, U*(r+1)//W) of the U = ceil(count / unit)), so that concatenating the shards in rank
+    order gives the one-process order, and with unit = the batch size every item is processed in the
+    same batch as in one process (the same float results, bit for bit)."""
+    units = -(-count // unit)
+    size, index = world_size(), rank()
+    return range(min(count, units * index // size * unit), min(count, units * (index + 1) // size * unit))
+
+
+def gather_rows(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """[n_r, ...] of every rank concatenated in rank order, on every rank (on the CPU). The exchange
+    happens on `device` (the collective backend's device: CPU for gloo, the GPU for NCCL)."""
+    if world_size() == 1:
+        return x
+    count = torch.tensor([x.shape[0]], device=device)
+    counts = [torch.zeros_like(count) for _ in range(world_size())]
+    dist.all_gather(counts, count)
+    sizes = [int(c) for c in counts]
+    padded = torch.zeros((max(sizes), *x.shape[1:]), dtype=x.dtype, device=device)
+    padded[: x.shape[0]] = x.to(device)
+    gathered = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(gathered, padded)
+    return torch.cat([part[:n] for part, n in zip(gathered, sizes, strict=True)]).cpu()

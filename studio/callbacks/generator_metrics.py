@@ -18,6 +18,7 @@ from studio.metrics.compute import (
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views, psi_sweep
 from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
+from studio.runtime import gather_rows, rank, shard
 from studio.sampling import images_for_seeds, sample_images
 from studio.views import EvalViews
 
@@ -75,32 +76,49 @@ class GeneratorMetrics:
 
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
+        """The metrics (on rank 0; other ranks return {}). Collective under torch.distributed: every
+        rank generates and embeds its shard of the fake images (studio.runtime.shard), the features are
+        gathered in image order, and rank 0 computes, so the numbers equal a one-process run."""
         self.views = None
-        results = {} if self.path_length is None else self.path_length(G, device)
+        first = rank() == 0
+        results = self.path_length(G, device) if self.path_length is not None and first else {}
         if not (self.feature_metrics or self.psi_sweep):
             return results
         backbone = self._backbone.to(device)
-        extract = {"batch_size": self.batch, "device": device}
-        if self._real is None:
+        extract = {"batch_size": self.batch, "device": device, "progress": first}
+        if self._real is None and first:
             real = extract_features_cached(
                 self.dataset, backbone, max_items=self.num_real, desc="real", **extract
             )
             self._real = RealReference(real)
 
         def fake_features(psi: float) -> dict[str, torch.Tensor]:
-            samples = sample_images(G, self.num_gen, seed=self.seed, batch=self.batch, truncation_psi=psi)
-            return extract_features(
-                samples, backbone, max_items=self.num_gen, desc=f"fake psi={psi}", **extract
-            )
+            part = shard(self.num_gen, unit=self.batch)  # whole batches: bitwise the one-process features
+            local = {name: torch.zeros(0, dim) for name, dim in backbone.feature_dims.items()}
+            if len(part):  # a rank may have no image when num_gen < number of processes
+                images = sample_images(
+                    G, len(part), seed=self.seed + part.start, batch=self.batch, truncation_psi=psi
+                )
+                local = extract_features(
+                    images, backbone, max_items=len(part), desc=f"fake psi={psi}", **extract
+                )
+            return {name: gather_rows(value, device) for name, value in local.items()}
 
         curves: dict = {}
         if self.feature_metrics:
             fake = fake_features(1.0)
-            results = compute_metrics(self._real, fake, self.feature_metrics, self.options, curves) | results
+            if first:
+                results = (
+                    compute_metrics(self._real, fake, self.feature_metrics, self.options, curves) | results
+                )
         if self.with_views:
-            self.views = curve_views(
-                curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
-            )
-            if self.psi_sweep:
-                self.views.psi_sweep = psi_sweep(self._real, fake_features, self.psi_sweep, self.options)
+            sweep = {psi: fake_features(psi) for psi in self.psi_sweep}  # collective: every rank
+            if first:
+                self.views = curve_views(
+                    curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
+                )
+                if sweep:
+                    self.views.psi_sweep = psi_sweep(
+                        self._real, sweep.__getitem__, self.psi_sweep, self.options
+                    )
         return results

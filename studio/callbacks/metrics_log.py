@@ -25,7 +25,8 @@ class MetricsLog(L.Callback):
     tick, "eval_seconds": time spent on metrics}.
 
     evaluate(G_ema, device) -> {name: float} adds the metric suite (studio.callbacks.GeneratorMetrics);
-    it runs on the global-zero process only and its time is not counted in sec_per_kimg. An evaluation
+    every process calls it (it splits the work and returns the numbers on the global-zero process) and
+    its time is not counted in sec_per_kimg. An evaluation
     that raises is logged as one error line (and "eval_error" in the record) and training goes on,
     unless `strict`. With the module's eval.monitor tracker (`pl_module.best`), each record holds the
     best result so far as "best" {"metric", "mode", "value", "kimg"}. When `evaluate` leaves an
@@ -70,6 +71,39 @@ class MetricsLog(L.Callback):
         if step_crossed(pl_module, self.every_kimg) or pl_module.done or trainer.should_stop:
             self.write(trainer, pl_module)
 
+    def run_evaluation(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, record: dict, now: float
+    ) -> None:
+        """Evaluate into `record` (collective: every rank takes its share of the images; rank 0 gets the
+        numbers), update the monitor and send the views to the loggers on rank 0."""
+        # Evaluation may draw random numbers (a DataLoader seeds itself from the global torch RNG on a
+        # feature-cache miss): it must not change the training stream, so training is the same with
+        # metrics on or off and whether or not the real features were cached.
+        rng = capture_rng_state()
+        try:
+            record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
+        except Exception as err:
+            if self.strict:
+                raise
+            record["eval_error"] = f"{type(err).__name__}: {err}"
+            log.error(
+                "Evaluation at kimg %.3f failed (%s); training goes on (eval.strict=true stops instead).",
+                pl_module.cur_kimg,
+                record["eval_error"],
+            )
+        finally:
+            restore_rng_state(rng)
+        record["eval_seconds"] = time.perf_counter() - now
+        self._tick_time = time.perf_counter()
+        if not trainer.is_global_zero:
+            return
+        if pl_module.best is not None:
+            pl_module.best.update(record["results"], pl_module.cur_nimg)
+            record["best"] = pl_module.best.summary()
+        views = getattr(self.evaluate, "views", None)
+        if views is not None:
+            log_views(trainer.loggers, views, step=pl_module.cur_nimg)
+
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         now = time.perf_counter()
         shown = pl_module.cur_nimg - self._tick_nimg
@@ -80,34 +114,10 @@ class MetricsLog(L.Callback):
             "sec_per_kimg": (now - self._tick_time) / shown * 1000 if shown else None,
         }
         self._tick_time, self._tick_nimg = now, pl_module.cur_nimg
+        if self.evaluate is not None:
+            self.run_evaluation(trainer, pl_module, record, now)
         if not trainer.is_global_zero:
             return
-        if self.evaluate is not None:
-            # Evaluation may draw random numbers (a DataLoader seeds itself from the global torch RNG on a
-            # feature-cache miss): it must not change the training stream, so training is the same with
-            # metrics on or off and whether or not the real features were cached.
-            rng = capture_rng_state()
-            try:
-                record["results"].update(self.evaluate(pl_module.G_ema, pl_module.device))
-            except Exception as err:
-                if self.strict:
-                    raise
-                record["eval_error"] = f"{type(err).__name__}: {err}"
-                log.error(
-                    "Evaluation at kimg %.3f failed (%s); training goes on (eval.strict=true stops instead).",
-                    pl_module.cur_kimg,
-                    record["eval_error"],
-                )
-            finally:
-                restore_rng_state(rng)
-            record["eval_seconds"] = time.perf_counter() - now
-            self._tick_time = time.perf_counter()
-            if pl_module.best is not None:
-                pl_module.best.update(record["results"], pl_module.cur_nimg)
-                record["best"] = pl_module.best.summary()
-            views = getattr(self.evaluate, "views", None)
-            if views is not None:
-                log_views(trainer.loggers, views, step=pl_module.cur_nimg)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -1,5 +1,6 @@
 """Two CPU processes (gloo) under GANDDPStrategy stay bitwise in sync and share the global batch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str]) 
     overrides = [o for o in tiny_overrides if not o.startswith("train.batch")]
     cmd = [
         sys.executable, "-m", "studio.cli.train", *overrides, f"run_dir={tmp_path}", "train.batch=8",
-        "train.kimg=0.032", "ckpt.every_kimg=0.016", "trainer.devices=2",
+        "train.kimg=0.032", "ckpt.every_kimg=0.016", "trainer.devices=2", "eval.every_kimg=0.016",
+        "eval.metrics=[fid,pr]", "eval.backbone=random_cnn", "eval.num_gen=16", "eval.num_real=16",
     ]  # fmt: skip
     run = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO))
@@ -29,3 +31,7 @@ def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str]) 
     assert state["progress"] == {"cur_nimg": 32, "step": 4, "batch": 8, "world_size": 2}
     assert len(state["rng"]) == 2  # each rank's RNG state, for an exact resume on 2 processes
     assert not state["rng"][0]["torch"].equal(state["rng"][1]["torch"])  # ranks draw different latents
+    # Both processes took half of the evaluation images; rank 0 wrote one line per tick with the metrics.
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.016, 0.032]
+    assert all({"fid", "precision", "recall"} <= r["results"].keys() for r in records)

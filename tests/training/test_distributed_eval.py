@@ -1,0 +1,75 @@
+"""The metric suite under torch.distributed: two CPU processes (gloo) split the fake images and give the
+numbers of one process."""
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from models.stylegan2 import Generator
+from studio.callbacks import GeneratorMetrics
+from studio.data import ShapesDataset
+from studio.runtime import gather_rows, shard
+
+METRICS = ["fid", "kid", "pr", "dc", "rarity"]
+NUM_GEN = 21  # 6 batches of 4 (the last of 1): shards of 3 batches, 12 and 9 images
+
+
+def tiny_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(
+        z_dim=8,
+        w_dim=8,
+        img_resolution=16,
+        mapping_kwargs={"num_layers": 2},
+        synthesis_kwargs={"channel_base": 128, "channel_max": 8},
+    ).eval()
+
+
+def evaluate_once(views: bool = False) -> tuple[dict[str, float], GeneratorMetrics]:
+    dataset = ShapesDataset(resolution=16, size=24)
+    evaluate = GeneratorMetrics(
+        dataset,
+        METRICS,
+        num_gen=NUM_GEN,
+        backbone="random_cnn",
+        batch=4,
+        seed=3,
+        views=views,
+        psi_sweep=[0.5],
+    )
+    return evaluate(tiny_generator(), torch.device("cpu")), evaluate
+
+
+def worker(index: int, world: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=index, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        part = shard(NUM_GEN, unit=4)
+        rows = gather_rows(
+            torch.arange(part.start, part.stop, dtype=torch.float32)[:, None], torch.device("cpu")
+        )
+        results, evaluate = evaluate_once(views=True)
+        record = {"rows": rows[:, 0].tolist(), "results": results, "shard": [part.start, part.stop]}
+        if index == 0:
+            record["psi_sweep"] = evaluate.views.psi_sweep
+        Path(out, f"rank{index}.json").write_text(json.dumps(record))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_split_the_images_and_equal_one_process(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    os.environ["STUDIO_CACHE"] = str(tmp_path / "cache")  # inherited by the spawned processes
+    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert rank0["rows"] == rank1["rows"] == list(range(NUM_GEN))  # shards concatenate in image order
+    assert rank0["shard"] == [0, 12] and rank1["shard"] == [12, 21]
+    assert rank1["results"] == {}  # only rank 0 reports
+    torch.set_num_threads(1)
+    expected, evaluate = evaluate_once(views=True)
+    assert rank0["results"] == expected
+    assert rank0["psi_sweep"] == evaluate.views.psi_sweep
