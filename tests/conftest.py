@@ -1,4 +1,4 @@
-"""Shared pytest setup: `cuda` tests skip on machines without a CUDA device."""
+"""Shared pytest setup: `cuda` tests skip on machines without a CUDA device; an offline wandb."""
 
 import pytest
 import torch
@@ -11,3 +11,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def wandb_offline(tmp_path, monkeypatch):
+    """wandb in offline mode, with every folder it writes (and $HOME) inside tmp_path: nothing may reach
+    the network or the user's home. Yields the wandb module and finishes any run afterwards."""
+    wandb = pytest.importorskip("wandb")
+    for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "HOME"):
+        monkeypatch.setenv(name, str(tmp_path / "home"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    try:
+        yield wandb
+    finally:
+        wandb.finish()

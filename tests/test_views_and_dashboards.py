@@ -244,13 +244,8 @@ def read_wandb_history(path: Path) -> list[dict]:
     return history
 
 
-def test_wandb_offline_run_holds_every_view_on_the_scalars_step_axis(tmp_path, views, monkeypatch) -> None:
-    wandb = pytest.importorskip("wandb")
-    for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "HOME"):
-        monkeypatch.setenv(name, str(tmp_path / "home"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+def test_wandb_offline_run_holds_every_view_on_the_scalars_step_axis(tmp_path, views, wandb_offline) -> None:
+    wandb = wandb_offline
     try:
         logger = WandbLogger(save_dir=tmp_path, offline=True, project="studio")
         logger.log_metrics({"eval/fid": 12.5}, step=8)  # the scalars of the same evaluation

@@ -10,32 +10,23 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from tiny_run import TINY_RUN
 
 from studio.cli.train import CONFIG_DIR
 from studio.sweep import monitor_direction, write_summary
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
-    "~experiment",
-    "data.resolution=16",
+    *TINY_RUN,
     "data.dataset.size=64",
-    "data.num_workers=0",
-    "model.z_dim=8",
-    "model.w_dim=8",
-    "model.channel_base=128",
-    "model.channel_max=8",
-    "model.mbstd_group_size=2",
-    "train.batch=4",
     "train.kimg=0.016",
     "eval.every_kimg=0.008",
     "ckpt.every_kimg=100",
-    "eval.grid=2",
     "eval.metrics=[fid]",
     "eval.backbone=random_cnn",
     "eval.num_gen=16",
     "eval.num_real=16",
     "logger=none",
-    "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
 ]
 

@@ -11,26 +11,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_run import TINY_RUN
 
 from studio.data.image_folder import ImageFolderDataset
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "~experiment",
-    "data.resolution=16",
-    "data.dataset.size=64",
-    "data.num_workers=0",
-    "model.z_dim=8",
-    "model.w_dim=8",
-    "model.channel_base=128",
-    "model.channel_max=8",
-    "model.mbstd_group_size=2",
-    "train.batch=4",
-    "eval.grid=2",
-    "eval.every_kimg=0.012",
-    "ckpt.every_kimg=0.012",
-    "trainer.accelerator=cpu",
-]
+TINY = [*TINY_RUN, "data.dataset.size=64", "eval.every_kimg=0.012", "ckpt.every_kimg=0.012"]
 
 
 def studio_train(*args: str) -> subprocess.CompletedProcess:

@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from tiny_run import tiny_generator
 
 import studio.metrics.functional as F
-from models.stylegan2 import Generator
 from studio.features import WeightsNotFoundError, resolve_weights
 from studio.features.lpips import LPIPS_VGG_LIN_WEIGHTS, lpips_vgg, resolve_lin_weights
 from studio.metrics.functional.ppl import prepare_images, slerp
@@ -27,19 +27,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def tiny_generator(c_dim: int = 0) -> Generator:
-    torch.manual_seed(0)
-    return Generator(
-        z_dim=8,
-        c_dim=c_dim,
-        w_dim=8,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs={"num_layers": 2},
-        synthesis_kwargs={"channel_base": 128, "channel_max": 8},
-    ).eval()
 
 
 @pytest.fixture(scope="module")

@@ -5,27 +5,17 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tiny_run import TINY_RUN
 
 from studio.cli.train import CONFIG_DIR
 
-# A 16x16 StyleGAN2 with a few thousand parameters; regularizers fire every 2-3 steps so a short run
-# exercises every phase. One step = 4 images. ~experiment: the plain config tree, without the
-# first-run demo's settings (no path-length term, FID at ticks), which tests/training/test_config.py checks.
+# tests/tiny_run.py's 16x16 StyleGAN2, with regularizers firing every 2-3 steps so that a short run
+# exercises every phase, and no logger or progress output.
 TINY = [
-    "~experiment",
-    "data.resolution=16",
-    "data.num_workers=0",
-    "model.z_dim=8",
-    "model.w_dim=8",
-    "model.channel_base=128",
-    "model.channel_max=8",
-    "model.mbstd_group_size=2",
-    "train.batch=4",
+    *TINY_RUN,
     "loss.r1_interval=3",
     "loss.pl_interval=2",
-    "eval.grid=2",
     "logger=none",
-    "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]

@@ -8,25 +8,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tiny_run import tiny_generator
 
-from models.stylegan2 import Generator
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
 from studio.runtime import gather_rows, shard
 
 METRICS = ["fid", "kid", "pr", "dc", "rarity"]
 NUM_GEN = 21  # 6 batches of 4 (the last of 1): shards of 3 batches, 12 and 9 images
-
-
-def tiny_generator() -> Generator:
-    torch.manual_seed(0)
-    return Generator(
-        z_dim=8,
-        w_dim=8,
-        img_resolution=16,
-        mapping_kwargs={"num_layers": 2},
-        synthesis_kwargs={"channel_base": 128, "channel_max": 8},
-    ).eval()
 
 
 def evaluate_once(views: bool = False) -> tuple[dict[str, float], GeneratorMetrics]:

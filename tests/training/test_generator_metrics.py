@@ -4,25 +4,14 @@ import json
 
 import pytest
 import torch
+from tiny_run import tiny_generator
 
 import studio.metrics.functional as F
-from models.stylegan2 import Generator
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
 from studio.features import create_backbone, extract_features
 from studio.io.checkpoint import load_checkpoint, load_generator
 from studio.training.run import train
-
-
-def tiny_generator() -> Generator:
-    torch.manual_seed(0)
-    return Generator(
-        z_dim=8,
-        w_dim=8,
-        img_resolution=16,
-        mapping_kwargs={"num_layers": 2},
-        synthesis_kwargs={"channel_base": 128, "channel_max": 8},
-    ).eval()
 
 
 def test_metrics_equal_the_functional_core_on_independently_extracted_features(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from tiny_run import TINY_RUN
 
 from studio.callbacks import MetricsLog
 from studio.io.checkpoint import load_checkpoint
@@ -25,30 +26,20 @@ REPO = Path(__file__).resolve().parents[2]
 # 192 steps of 4 images; a tick (loss means, FID on a random CNN, a CSV row) and a checkpoint every 4 steps.
 # About 20 s of training after about 4 s of start-up on a 2-core CPU, which the random kills sample.
 RUN = [
-    "~experiment",
-    "data.resolution=16",
+    *TINY_RUN,
     "data.dataset.size=64",
-    "data.num_workers=0",
-    "model.z_dim=8",
-    "model.w_dim=8",
-    "model.channel_base=128",
-    "model.channel_max=8",
-    "model.mbstd_group_size=2",
-    "train.batch=4",
     "train.cpu_threads=1",
     "loss.r1_interval=3",
     "loss.pl_interval=2",
     "train.kimg=0.768",
     "eval.every_kimg=0.016",
     "ckpt.every_kimg=0.016",
-    "eval.grid=2",
     "eval.metrics=[fid]",
     "eval.backbone=random_cnn",
     "eval.num_gen=16",
     "eval.num_real=16",
     "eval.monitor=fid",
     "logger=csv",
-    "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]

@@ -52,15 +52,9 @@ def test_csv_rows_of_every_resumed_segment_are_kept(tmp_path, tiny_cfg) -> None:
 
 
 def test_wandb_offline_writes_a_local_run_and_resume_continues_its_id(
-    tmp_path, tiny_cfg, monkeypatch
+    tmp_path, tiny_cfg, wandb_offline
 ) -> None:
-    wandb = pytest.importorskip("wandb")
-    # Nothing may reach the network or $HOME.
-    for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "HOME"):
-        monkeypatch.setenv(name, str(tmp_path / "home"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    wandb = wandb_offline
     run_dir = tmp_path / "run"
     try:
         train(tiny_cfg(run_dir, *SHORT, "logger=wandb", "logger.offline=true"))
