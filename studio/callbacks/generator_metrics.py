@@ -81,7 +81,7 @@ class GeneratorMetrics:
         gathered in image order, and rank 0 computes, so the numbers equal a one-process run."""
         self.views = None
         first = rank() == 0
-        results = self.path_length(G, device) if self.path_length is not None and first else {}
+        results = self.path_length(G, device) if self.path_length is not None else {}  # collective
         if not (self.feature_metrics or self.psi_sweep):
             return results
         backbone = self._backbone.to(device)

@@ -10,15 +10,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from tiny_run import tiny_generator
 
+import studio.metrics.path_length as path_length
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
+from studio.features.lpips import lpips_vgg
 from studio.runtime import gather_rows, shard
 
-METRICS = ["fid", "kid", "pr", "dc", "rarity"]
+METRICS = ["fid", "kid", "pr", "dc", "rarity", "ppl"]
+PPL = {"perceptual_path_length": {"num_samples": 10, "batch": 4}}  # 3 batches: shards of 4 and 6 paths
 NUM_GEN = 21  # 6 batches of 4 (the last of 1): shards of 3 batches, 12 and 9 images
 
 
 def evaluate_once(views: bool = False) -> tuple[dict[str, float], GeneratorMetrics]:
+    path_length.lpips_vgg = lambda *weights: lpips_vgg(seed=0)  # seeded LPIPS: no weight files offline
     dataset = ShapesDataset(resolution=16, size=24)
     evaluate = GeneratorMetrics(
         dataset,
@@ -27,6 +31,7 @@ def evaluate_once(views: bool = False) -> tuple[dict[str, float], GeneratorMetri
         backbone="random_cnn",
         batch=4,
         seed=3,
+        options=PPL,
         views=views,
         psi_sweep=[0.5],
     )
@@ -60,5 +65,5 @@ def test_two_processes_split_the_images_and_equal_one_process(tmp_path, monkeypa
     assert rank1["results"] == {}  # only rank 0 reports
     torch.set_num_threads(1)
     expected, evaluate = evaluate_once(views=True)
-    assert rank0["results"] == expected
+    assert rank0["results"] == expected and "ppl" in expected
     assert rank0["psi_sweep"] == evaluate.views.psi_sweep

@@ -15,7 +15,7 @@ from studio.metrics.functional.knn_metrics import (
     realism_score,
 )
 from studio.metrics.functional.manifold import KNN_METRICS, RealManifold, knn_metrics
-from studio.metrics.functional.ppl import perceptual_path_length
+from studio.metrics.functional.ppl import path_length_distances, perceptual_path_length, ppl_from_distances
 from studio.metrics.functional.prd import prd, prd_f_beta
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "inception_score",
     "kid",
     "knn_metrics",
+    "path_length_distances",
     "perceptual_path_length",
+    "ppl_from_distances",
     "prd",
     "prd_f_beta",
     "precision_recall",

@@ -7,7 +7,7 @@ distance d (LPIPS in the papers) is quadratic in small changes, hence the divisi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ def prepare_images(images: torch.Tensor, crop: bool) -> torch.Tensor:
     return images
 
 
-def _check_arguments(num_samples: int, epsilon: float, space: str, sampling: str, batch: int) -> None:
+def check_arguments(num_samples: int, epsilon: float, space: str, sampling: str, batch: int) -> None:
     if space not in SPACES:
         raise ValueError(f"space must be 'w' or 'z', got {space!r}")
     if sampling not in SAMPLINGS:
@@ -152,23 +152,52 @@ def perceptual_path_length(
     1e-3 relative per sample (batch sizes agree to that level); in float64 (G.double(),
     distance.double()) to ~1e-11.
     """
-    _check_arguments(num_samples, epsilon, space, sampling, batch)
+    check_arguments(num_samples, epsilon, space, sampling, batch)
     device = torch.device(device) if device is not None else next(G.parameters()).device
-    chunks = []
-    for start in range(0, num_samples, batch):
-        seeds = range(seed + start, seed + min(start + batch, num_samples))
-        chunks.append(path_distances(G, distance, seeds, epsilon, space, sampling, crop, device))
-    distances = torch.cat(chunks).numpy()
+    seeds = range(seed, seed + num_samples)
+    distances = path_length_distances(
+        G, distance, seeds, epsilon, space, sampling, crop, batch, device
+    ).numpy()
+    result = ppl_from_distances(distances, percentile_methods)
+    if return_distances:
+        result["distances"] = distances
+    return result
+
+
+def path_length_distances(
+    G: nn.Module,
+    distance: Distance,
+    seeds: range,
+    epsilon: float,
+    space: str,
+    sampling: str,
+    crop: bool,
+    batch: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """The per-sample d_i of `perceptual_path_length` for the paths of `seeds`, `batch` paths at a time;
+    float64 [len(seeds)] on the CPU. A contiguous slice of the seeds gives the same d_i as the whole
+    (each path is seeded by its own index), so processes can split the samples."""
+    chunks = [
+        path_distances(G, distance, seeds[start : start + batch], epsilon, space, sampling, crop, device)
+        for start in range(0, len(seeds), batch)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.float64)
+
+
+def ppl_from_distances(
+    distances: np.ndarray, percentile_methods: Sequence[str] = ("lower", "higher")
+) -> dict[str, Any]:
+    """{"ppl": mean of the d_i between the 1st and 99th percentiles (inclusive; numpy.percentile with
+    `percentile_methods` for the two bounds), "ppl_num_samples": how many were kept}; non-finite d_i
+    are an error."""
     bad = int((~np.isfinite(distances)).sum())
     if bad:
         raise ValueError(
-            f"{bad} of {num_samples} path distances are NaN or Inf; check the generator (diverged, fp16 "
+            f"{bad} of {distances.size} path distances are NaN or Inf; check the generator (diverged, fp16 "
             "overflow) and the distance"
         )
     lo = np.percentile(distances, 1, method=percentile_methods[0])
     hi = np.percentile(distances, 99, method=percentile_methods[1])
     kept = distances[(distances >= lo) & (distances <= hi)]
-    result: dict[str, Any] = {"ppl": float(kept.mean()), "ppl_num_samples": int(kept.size)}
-    if return_distances:
-        result["distances"] = distances
-    return result
+    return {"ppl": float(kept.mean()), "ppl_num_samples": int(kept.size)}
