@@ -4,6 +4,7 @@ Plain torch.distributed (no Lightning), so checkpoint writers and readers at eve
 """
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -95,3 +96,25 @@ def gather_rows(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     gathered = [torch.empty_like(padded) for _ in range(world_size())]
     dist.all_gather(gathered, padded)
     return torch.cat([part[:n] for part, n in zip(gathered, sizes, strict=True)]).cpu()
+
+
+def gather_computed(
+    compute: Callable[[], dict[str, torch.Tensor]], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Run this rank's `compute` ({name: [n_r, ...]}), then gather every output in rank order
+    (gather_rows). Collective: if `compute` raised on any rank, every rank raises before any gather
+    (this rank's own error, or a RuntimeError saying another process failed), so no rank is left
+    waiting in a collective the others never reach."""
+    error: Exception | None = None
+    try:
+        local = compute()
+    except Exception as err:  # re-raised below, after every rank has learnt of it
+        error, local = err, {}
+    if world_size() > 1:
+        failed = torch.tensor([int(error is not None)], device=device)
+        dist.all_reduce(failed)
+        if error is None and int(failed) > 0:
+            raise RuntimeError(f"the evaluation failed on {int(failed)} other process(es); see their log")
+    if error is not None:
+        raise error
+    return {name: gather_rows(value, device) for name, value in local.items()}

@@ -65,10 +65,11 @@ class TrainingCheckpoint(L.Callback):
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         periodic = step_crossed(pl_module, self.every_kimg)
-        # The evaluation that decides runs on rank 0 only; every rank must agree (saving is collective).
-        best = trainer.strategy.broadcast(
-            pl_module.best is not None and pl_module.best.improved_at == pl_module.cur_nimg
-        )
+        # Rank 0 alone knows whether this step's evaluation is a new best; every rank must agree (saving
+        # is collective), so it is broadcast after each evaluation, and only then.
+        monitor, best = pl_module.best, False
+        if monitor is not None and monitor.evaluated_at == pl_module.cur_nimg:
+            best = trainer.strategy.broadcast(monitor.improved_at == pl_module.cur_nimg)
         if periodic or stop or pl_module.done or best:
             self.save(trainer, pl_module, periodic, best)
         if stop:

@@ -18,7 +18,7 @@ from studio.metrics.compute import (
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views, psi_sweep
 from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
-from studio.runtime import gather_rows, rank, shard
+from studio.runtime import gather_computed, rank, shard
 from studio.sampling import images_for_seeds, sample_images
 from studio.views import EvalViews
 
@@ -77,48 +77,54 @@ class GeneratorMetrics:
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
         """The metrics (on rank 0; other ranks return {}). Collective under torch.distributed: every
-        rank generates and embeds its shard of the fake images (studio.runtime.shard), the features are
-        gathered in image order, and rank 0 computes, so the numbers equal a one-process run."""
+        rank generates and embeds its shard of the fake images (and PPL paths) in whole batches, they
+        are gathered in image order, and rank 0 computes, so the numbers equal a one-process run. Every
+        collective comes first; an error in a rank's own share makes every rank raise there, and rank 0's
+        computations run last, so a failed evaluation never leaves the processes out of step."""
         self.views = None
-        first = rank() == 0
-        results = self.path_length(G, device) if self.path_length is not None else {}  # collective
-        if not (self.feature_metrics or self.psi_sweep):
+        ppl_distances = self.path_length.distances(G, device) if self.path_length is not None else None
+        psis = [1.0] * bool(self.feature_metrics) + [psi for psi in self.psi_sweep if self.with_views]
+        fakes = [self._fake_features(G, device, psi) for psi in psis]
+        if rank() != 0:
+            return {}
+        results = {} if ppl_distances is None else self.path_length.value(ppl_distances)
+        if not fakes:
             return results
-        backbone = self._backbone.to(device)
-        extract = {"batch_size": self.batch, "device": device, "progress": first}
-        if self._real is None and first:
+        if self._real is None:
+            extract = {"batch_size": self.batch, "device": device}
             real = extract_features_cached(
-                self.dataset, backbone, max_items=self.num_real, desc="real", **extract
+                self.dataset, self._backbone.to(device), max_items=self.num_real, desc="real", **extract
             )
             self._real = RealReference(real)
-
-        def fake_features(psi: float) -> dict[str, torch.Tensor]:
-            part = shard(self.num_gen, unit=self.batch)  # whole batches: bitwise the one-process features
-            local = {name: torch.zeros(0, dim) for name, dim in backbone.feature_dims.items()}
-            if len(part):  # a rank may have no image when num_gen < number of processes
-                images = sample_images(
-                    G, len(part), seed=self.seed + part.start, batch=self.batch, truncation_psi=psi
-                )
-                local = extract_features(
-                    images, backbone, max_items=len(part), desc=f"fake psi={psi}", **extract
-                )
-            return {name: gather_rows(value, device) for name, value in local.items()}
-
         curves: dict = {}
         if self.feature_metrics:
-            fake = fake_features(1.0)
-            if first:
-                results = (
-                    compute_metrics(self._real, fake, self.feature_metrics, self.options, curves) | results
-                )
+            results |= compute_metrics(self._real, fakes.pop(0), self.feature_metrics, self.options, curves)
         if self.with_views:
-            sweep = {psi: fake_features(psi) for psi in self.psi_sweep}  # collective: every rank
-            if first:
-                self.views = curve_views(
-                    curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
+            self.views = curve_views(
+                curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
+            )
+            if fakes:
+                self.views.psi_sweep = psi_sweep(
+                    self._real,
+                    dict(zip(self.psi_sweep, fakes, strict=True)).__getitem__,
+                    self.psi_sweep,
+                    self.options,
                 )
-                if sweep:
-                    self.views.psi_sweep = psi_sweep(
-                        self._real, sweep.__getitem__, self.psi_sweep, self.options
-                    )
         return results
+
+    def _fake_features(self, G: nn.Module, device: torch.device, psi: float) -> dict[str, torch.Tensor]:
+        """Features of the num_gen images at truncation `psi`, gathered from every rank's share (whole
+        batches: bitwise the one-process features)."""
+        backbone = self._backbone.to(device)
+        part = shard(self.num_gen, unit=self.batch)
+
+        def compute() -> dict[str, torch.Tensor]:
+            if not len(part):  # a rank may have no image when num_gen < number of processes
+                return {name: torch.zeros(0, dim) for name, dim in backbone.feature_dims.items()}
+            images = sample_images(
+                G, len(part), seed=self.seed + part.start, batch=self.batch, truncation_psi=psi
+            )
+            extract = {"batch_size": self.batch, "device": device, "progress": rank() == 0}
+            return extract_features(images, backbone, max_items=len(part), desc=f"fake psi={psi}", **extract)
+
+        return gather_computed(compute, device)

@@ -95,6 +95,8 @@ class MetricsLog(L.Callback):
             restore_rng_state(rng)
         record["eval_seconds"] = time.perf_counter() - now
         self._tick_time = time.perf_counter()
+        if pl_module.best is not None:
+            pl_module.best.evaluated_at = pl_module.cur_nimg  # every process: the checkpoint step agrees
         if not trainer.is_global_zero:
             return
         if pl_module.best is not None:

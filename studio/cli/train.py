@@ -9,9 +9,11 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from studio.sweep import monitor_direction
+from studio.training.config_check import interpolated_keys
 from studio.training.module import TrainingDiverged
 
 log = logging.getLogger("studio.train")
@@ -29,19 +31,31 @@ def run(cfg: DictConfig) -> float | None:
     or None without a monitor."""
     from studio.training.run import train
 
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # Keys the config refers to, read before run_dir is replaced by its resolved value.
+    referenced = interpolated_keys(cfg) | interpolated_keys(hydra_cfg)
     with open_dict(cfg):
         # Hydra's output dir is the run dir; Lightning's DDP workers receive it as hydra.run.dir, so taking
         # it from there keeps every process on the same run_dir even when run_dir contains ${now:...}.
-        cfg.run_dir = HydraConfig.get().runtime.output_dir
+        cfg.run_dir = hydra_cfg.runtime.output_dir
     run_dir = Path(cfg.run_dir)
     try:
-        module = train(cfg)
+        local_launcher = str(hydra_cfg.launcher.get("_target_", "")).endswith("BasicLauncher")
+        if multirun and local_launcher and str(cfg.trainer.devices) not in ("1", "[0]"):
+            raise ValueError(
+                "A local multirun (-m) with trainer.devices > 1 is not supported: Lightning's worker "
+                "processes would re-run the whole sweep. Use a launcher (hydra/launcher=slurm), or one "
+                "device per job."
+            )
+        module = train(cfg, referenced=referenced)
     except (TrainingDiverged, ValueError, FileNotFoundError) as err:
         # Errors a user can fix get their message alone; HYDRA_FULL_ERROR=1 shows the traceback.
         log.error("%s: %s", type(err).__name__, err)
-        remove_if_only_hydra_files(run_dir)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
+        if not multirun:  # a sweep keeps the failed trial's folder (its overrides and log) for its summary
+            remove_if_only_hydra_files(run_dir)
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise  # a sweep records this job as failed and goes on (SystemExit would end the sweep)
         sys.exit(1)
     if not module.done:
         log.info(

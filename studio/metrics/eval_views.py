@@ -53,6 +53,17 @@ def psi_sweep(
     return sweep
 
 
+def check_truncations(psis: Sequence[float]) -> None:
+    """ValueError unless every ψ of a sweep is a number in [0, 1]."""
+    bad = [
+        psi for psi in psis if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1
+    ]
+    if bad:
+        raise ValueError(
+            f"truncation values must be numbers in [0, 1], e.g. [1.0,0.9,0.8,0.7,0.5]; got {bad}"
+        )
+
+
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in about [-1, 1] -> uint8 [N, C, H, W] on the CPU."""
     return quantize_to_uint8(images).cpu()

@@ -220,6 +220,13 @@ def evaluate(
             )
     if psi_sweep and ckpt is None:
         raise ValueError("psi_sweep generates images at each truncation: pass ckpt=PATH instead of fake=")
+    bad_psi = [
+        psi
+        for psi in psi_sweep
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1
+    ]
+    if bad_psi:
+        raise ValueError(f"psi_sweep values are truncations in [0, 1]; got {bad_psi}")
     torch_device = resolve_device(device)
     # Everything that can fail is checked before the first image goes through the backbone: sources
     # readable and counted, checkpoint loaded, weights found, metric names, options and counts.

@@ -11,7 +11,7 @@ from studio.features.lpips import lpips_vgg
 from studio.metrics import functional as F
 from studio.metrics.compute import effective_options, generator_metrics
 from studio.metrics.functional.ppl import check_arguments
-from studio.runtime import gather_rows, rank, shard
+from studio.runtime import gather_computed, shard
 
 
 class PathLength:
@@ -34,19 +34,28 @@ class PathLength:
         self.distance = lpips_vgg(vgg_weights, lin_weights)
 
     @torch.no_grad()
-    def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
-        """{"ppl": value} on rank 0, {} on the others. Collective under torch.distributed: each process
-        computes its share of the paths (whole batches), the distances are gathered in path order, and
-        rank 0 filters and averages them, as one process would."""
+    def distances(self, G: nn.Module, device: torch.device) -> torch.Tensor:
+        """Every path's d_i, float64 [num_samples], on every rank. Collective under torch.distributed:
+        each process computes its share of the paths (whole batches) and they are gathered in path
+        order, so the values are those of one process (studio.runtime.gather_computed)."""
         opts = self.options
         part = shard(opts["num_samples"], unit=opts["batch"])
         seeds = range(opts["seed"] + part.start, opts["seed"] + part.stop)
         path = {key: opts[key] for key in ("epsilon", "space", "sampling", "crop", "batch")}
-        local = F.path_length_distances(G, self.distance.to(device), seeds, device=device, **path)
-        distances = gather_rows(local, device)
-        if rank() != 0:
-            return {}
-        return {"ppl": F.ppl_from_distances(distances.numpy(), opts["percentile_methods"])["ppl"]}
+        distance = self.distance.to(device)
+
+        def compute() -> dict[str, torch.Tensor]:
+            return {"d": F.path_length_distances(G, distance, seeds, device=device, **path)}
+
+        return gather_computed(compute, device)["d"]
+
+    def value(self, distances: torch.Tensor) -> dict[str, float]:
+        """{"ppl": the 1st-99th percentile mean of the gathered distances}."""
+        return {"ppl": F.ppl_from_distances(distances.numpy(), self.options["percentile_methods"])["ppl"]}
+
+    def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
+        """{"ppl": value} in one process (studio-eval)."""
+        return self.value(self.distances(G, device))
 
 
 def path_length_for(metrics: list[str], options: Mapping[str, Mapping] | None) -> PathLength | None:

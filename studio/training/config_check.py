@@ -27,6 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from studio.features import list_backbones
 from studio.metrics.compute import METRIC_GROUPS, metric_outputs
+from studio.metrics.eval_views import check_truncations
 
 Rule = Callable[[Any], str | None]  # what is wrong with a value, or None
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -103,11 +104,13 @@ def backbone_name(value: Any) -> str | None:
 
 
 def psi_values(value: Any) -> str | None:
-    if isinstance(value, (list, tuple)) and all(
-        isinstance(psi, (int, float)) and not isinstance(psi, bool) and 0 <= psi <= 1 for psi in value
-    ):
-        return None
-    return "must be a list of truncation values in [0, 1], e.g. [1.0,0.9,0.8,0.7,0.5]"
+    if not isinstance(value, (list, tuple)):
+        return "must be a list of truncation values in [0, 1], e.g. [1.0,0.9,0.8,0.7,0.5]"
+    try:
+        check_truncations(value)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def options_mapping(value: Any) -> str | None:
@@ -157,14 +160,15 @@ GROUP_KEYS: dict[str, dict[str, Rule]] = {
         "num_workers": either(one_of("auto"), integer(0)),
     },
     "model": {"c_dim": integer(0)},
-    "logger": {},
+    "logger": {"offline": boolean},
 }
 TARGET_GROUPS = ("loss", "trainer")
 REQUIRED_HINTS = {"data.path": "/path/to/images (a folder or a .zip of images)"}
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every invalid or unknown key of a composed training config."""
+def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozenset()) -> None:
+    """Raise ConfigError listing every invalid or unknown key of a composed training config.
+    `referenced`: keys used by interpolations outside `cfg` (Hydra's own settings)."""
     missing = [key for key, value in raw_values(cfg) if value == "???"]
     if missing:  # nothing resolves without them
         raise ConfigError(
@@ -175,7 +179,7 @@ def check_config(cfg: DictConfig) -> None:
             )
         )
     values = OmegaConf.to_container(cfg, resolve=True)
-    used = interpolated_keys(cfg)
+    used = interpolated_keys(cfg) | set(referenced)
     checked_at_source = forwarded_ruled_keys(cfg)
     problems: list[str] = []
     for key in values:
@@ -191,6 +195,10 @@ def check_config(cfg: DictConfig) -> None:
     for name, node in (values.get("optimizer") or {}).items():
         problems += check_target(node, f"optimizer.{name}", checked_at_source)
     problems += check_monitor(values.get("eval", {}))
+    if values.get("eval", {}).get("psi_sweep") and values["eval"].get("views") is False:
+        problems.append(
+            "eval.psi_sweep: the sweep is one of the views; set eval.views=true or eval.psi_sweep=[]."
+        )
     if problems:
         raise ConfigError(
             "Invalid config (fix the keys named, see `studio-train --cfg job`):\n  " + "\n  ".join(problems)
@@ -202,7 +210,7 @@ def check_monitor(eval_values: dict) -> list[str]:
     monitor, metrics = eval_values.get("monitor"), eval_values.get("metrics")
     if monitor is None or metric_names(metrics) is not None:
         return []
-    outputs = metric_outputs(metrics)
+    outputs = metric_outputs(metrics) if metrics else {}
     if monitor not in outputs:
         return [
             f"eval.monitor={monitor}: not a result of eval.metrics={metrics}; "

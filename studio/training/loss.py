@@ -63,6 +63,11 @@ class StyleGAN2Loss(nn.Module):
             raise ValueError(f"loss.pl_batch_shrink must be >= 1, got {pl_batch_shrink}")
         if not 0 <= style_mixing <= 1:
             raise ValueError(f"loss.style_mixing is a probability in [0, 1], got {style_mixing}")
+        for name, weight in (("gamma", gamma), ("pl_weight", pl_weight)):
+            if not weight >= 0:
+                raise ValueError(f"loss.{name} is a regularization weight >= 0, got {weight}")
+        if not 0 <= pl_decay <= 1:
+            raise ValueError(f"loss.pl_decay is an averaging rate in [0, 1], got {pl_decay}")
         self.gamma = float(gamma)
         self.r1_interval = int(r1_interval)
         self.pl_weight = float(pl_weight)

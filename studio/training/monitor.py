@@ -15,14 +15,16 @@ class BestMonitor:
     "max"). `update` is called at every evaluation; `improved_at` is the image count (cur_nimg) of the
     evaluation that set the current best, so the checkpoint callback knows when to write best.ckpt."""
 
-    def __init__(self, metric: str, mode: str) -> None:
+    def __init__(self, metric: str, mode: str, protocol: Mapping[str, Any] | None = None) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"eval.mode must be min or max for eval.monitor={metric}, got {mode!r}.")
         self.metric = metric
         self.mode = mode
+        self.protocol = dict(protocol or {})  # what the value depends on (backbone, counts, options, ...)
         self.value: float | None = None
         self.kimg: float | None = None
         self.improved_at: int | None = None
+        self.evaluated_at: int | None = None  # set on every process by each evaluation (not saved)
 
     def update(self, results: Mapping[str, float], cur_nimg: int) -> bool:
         """Take the evaluation at `cur_nimg` into account; True when it is the new best. A missing or
@@ -40,14 +42,17 @@ class BestMonitor:
         return {"metric": self.metric, "mode": self.mode, "value": self.value, "kimg": self.kimg}
 
     def state_dict(self) -> dict[str, Any]:
-        return self.summary() | {"improved_at": self.improved_at}
+        return self.summary() | {"improved_at": self.improved_at, "protocol": self.protocol}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from a checkpoint's best; one that tracked another metric or mode is not comparable,
-        so tracking starts afresh (with an info line)."""
-        if (state["metric"], state["mode"]) != (self.metric, self.mode):
+        """Continue from a checkpoint's best. One of another metric or mode, or measured under other
+        evaluation settings (backbone, weights, image counts, options: a resume may change eval.*), is
+        not comparable, so tracking starts afresh (with an info line)."""
+        saved = (state["metric"], state["mode"], state.get("protocol", {}))
+        if saved != (self.metric, self.mode, self.protocol):
             log.info(
-                "eval.monitor is now %s (%s); the checkpoint tracked %s (%s): the best starts afresh.",
+                "eval.monitor %s (%s) is measured differently from the checkpoint's best (%s, %s): the best "
+                "starts afresh.",
                 self.metric,
                 self.mode,
                 state["metric"],

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from studio.training.config_check import ConfigError
 
 log = logging.getLogger(__name__)
+MISSING = "(not set)"
 
 FREE = (
     "run_dir",
@@ -47,13 +48,15 @@ def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(saved_yaml: str, cfg: DictConfig) -> dict[str, tuple[Any, Any]]:
-    """{key: (checkpoint's value, this run's value)} for the keys both configs have and that differ."""
+    """{key: (checkpoint's value, this run's value)} for every key that differs; a key only one of the
+    configs has counts as changed, with MISSING on the other side (e.g. an optimizer argument added with
+    +optimizer.generator.weight_decay=0.01, which the restored optimizer state would not use)."""
     saved = flatten(OmegaConf.to_container(OmegaConf.create(saved_yaml)))
     current = flatten(OmegaConf.to_container(cfg, resolve=True))
     return {
-        key: (saved[key], current[key])
-        for key in sorted(saved.keys() & current.keys())
-        if saved[key] != current[key]
+        key: (saved.get(key, MISSING), current.get(key, MISSING))
+        for key in sorted(saved.keys() | current.keys())
+        if saved.get(key, MISSING) != current.get(key, MISSING)
     }
 
 

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -36,12 +37,12 @@ WANDB_ID_FILE = "wandb_id.txt"
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
-def build(node: DictConfig, where: str) -> Any:
+def build(node: DictConfig, where: str, **kwargs: Any) -> Any:
     """instantiate(node) with the constructor's own error brought forward (Hydra's "Error in call to
     target ..." wrapper hides it): as it is when it already names its config keys (datasets, the loss),
     else as a ConfigError naming the node."""
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if not isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
@@ -123,8 +124,15 @@ def warn_if_run_differs(saved: dict[str, Any] | None, current: dict[str, Any]) -
 
 
 def resume_path(resume: str | None, run_dir: Path) -> Path | None:
-    """The checkpoint to continue from: `resume=auto` -> run_dir/checkpoints/last.ckpt when it exists."""
+    """The checkpoint to continue from: `resume=auto` -> run_dir/checkpoints/last.ckpt when it exists.
+    A fresh start (resume=null) in a run dir that already holds a run is refused: it would overwrite its
+    checkpoints, best.ckpt and metrics.jsonl (e.g. a requeued cluster job started without resume=auto)."""
     if resume is None:
+        if latest_checkpoint(run_dir) is not None:
+            raise ValueError(
+                f"run_dir={run_dir} already holds a run (checkpoints/last.ckpt). Continue it with "
+                "resume=auto, or start a new run in another run_dir."
+            )
         return None
     if resume == "auto":
         path = latest_checkpoint(run_dir)
@@ -244,7 +252,9 @@ def build_monitor(eval_cfg: DictConfig) -> BestMonitor | None:
     mode = eval_cfg.mode
     if mode == "auto":
         mode = metric_outputs(eval_cfg.metrics)[eval_cfg.monitor]
-    return BestMonitor(eval_cfg.monitor, mode)
+    measured_by = ("metrics", "options", "num_gen", "num_real", "backbone", "weights")
+    protocol = OmegaConf.to_container(OmegaConf.masked_copy(eval_cfg, list(measured_by)), resolve=True)
+    return BestMonitor(eval_cfg.monitor, mode, protocol)
 
 
 def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
@@ -270,13 +280,18 @@ def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
         raise ConfigError(f"eval: {err}") from None
 
 
-def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleGAN2Module:
+def train(
+    cfg: DictConfig,
+    extra_callbacks: Sequence[L.Callback] = (),
+    referenced: frozenset[str] | set[str] = frozenset(),
+) -> StyleGAN2Module:
     """Train (or continue) the run described by `cfg` into cfg.run_dir; returns the trained module.
 
     Everything is checked and built before the first file is written into the run dir, so a config
-    that fails leaves nothing behind."""
+    that fails leaves nothing behind. `referenced`: keys that interpolations outside `cfg` use (e.g.
+    Hydra's run dir pattern), which count as used for the unknown-key check."""
     run_dir = Path(cfg.run_dir)
-    check_config(cfg)
+    check_config(cfg, referenced)
     resolve_workers(cfg)
     set_cpu_threads(cfg)
     dataset = resolve_data(cfg)
@@ -295,11 +310,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
         return module
 
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    if rank_zero_only.rank == 0:
-        # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.
-        for stale in (*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / "checkpoints")):
-            log.info("Removed %s, left by an interrupted write.", stale)
-        write_text_atomic(run_dir / "config.yaml", config_yaml)
     datamodule = InfiniteDataModule(dataset, cfg.train.batch, cfg.data.num_workers, seed=cfg.seed)
     datamodule.start_nimg = module.cur_nimg
     extra = {
@@ -318,12 +328,19 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> StyleG
     ]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(KimgProgressBar())
-    trainer = instantiate(
-        cfg.trainer,
-        strategy=build_strategy(cfg.trainer),
-        logger=build_loggers(cfg.logger, run_dir),
-        callbacks=callbacks,
-    )
+    strategy = build_strategy(cfg.trainer)
+    try:  # the Trainer checks its own arguments (devices, accelerator, ...): before anything is written
+        trainer = build(cfg.trainer, "trainer", strategy=strategy, callbacks=callbacks, logger=False)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, MisconfigurationException):
+            raise ConfigError(f"trainer: {err.__cause__}") from None
+        raise
+    trainer.loggers = build_loggers(cfg.logger, run_dir)
+    if rank_zero_only.rank == 0:
+        # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.
+        for stale in (*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / "checkpoints")):
+            log.info("Removed %s, left by an interrupted write.", stale)
+        write_text_atomic(run_dir / "config.yaml", config_yaml)
     hyperparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparams)

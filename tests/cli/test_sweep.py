@@ -122,3 +122,21 @@ def test_the_summary_lists_trials_in_order_with_their_best(tmp_path) -> None:
         ("2", "seed=2", None, None),
         ("10", "seed=10", 1.0, 0.25),
     ]
+
+
+@pytest.mark.slow
+def test_a_failing_job_does_not_stop_the_other_jobs_of_a_multirun(tmp_path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    run = studio_train(tmp_path, "-m", *TINY, "seed=-1,0", f"hydra.sweep.dir={sweep_dir}")
+    assert run.returncode == 1  # Hydra reports the failed job after the batch
+    assert "seed=-1: must be an integer >= 0." in run.stdout + run.stderr
+    assert (sweep_dir / "1" / "checkpoints" / "last.ckpt").is_file()  # the next job still ran
+    rows = json.loads((sweep_dir / "summary.json").read_text())
+    assert [(r["trial"], r["last_kimg"]) for r in rows] == [("0", None), ("1", 0.016)]
+
+
+@pytest.mark.slow
+def test_a_local_multirun_on_several_devices_is_refused(tmp_path) -> None:
+    run = studio_train(tmp_path, "-m", *TINY, "trainer.devices=2", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert run.returncode == 1
+    assert "A local multirun (-m) with trainer.devices > 1 is not supported" in run.stdout + run.stderr

@@ -268,3 +268,16 @@ def test_the_monitor_must_be_a_result_of_the_metrics_with_a_direction(tmp_path, 
     ]
     check_config(tiny_cfg(tmp_path, *base, "eval.monitor=kid_std", "eval.mode=min"))
     assert run.build_monitor(tiny_cfg(tmp_path, *base, "eval.monitor=kid_mean").eval).mode == "min"
+
+
+def test_trainer_and_loss_values_fail_before_anything_is_written(tmp_path, tiny_cfg) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"^trainer: `Trainer\(devices=0\)` value is not a valid input"):
+        run.train(tiny_cfg(run_dir, "trainer.devices=0"))
+    with pytest.raises(ValueError, match=r"^loss.gamma is a regularization weight >= 0, got -1"):
+        run.train(tiny_cfg(run_dir, "loss.gamma=-1"))
+    assert invalid_lines(tiny_cfg(run_dir, "eval.psi_sweep=[1.0,1.5]")) == [
+        "  eval.psi_sweep=[1.0, 1.5]: truncation values must be numbers in [0, 1], e.g. "
+        "[1.0,0.9,0.8,0.7,0.5]; got [1.5]."
+    ]
+    assert not run_dir.exists()

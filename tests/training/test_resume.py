@@ -228,3 +228,34 @@ def test_csv_rows_are_on_disk_at_every_tick(tmp_path, tiny_cfg) -> None:
         tiny_cfg(tmp_path, "train.kimg=0.024", "eval.every_kimg=0.008", "logger=csv"), extra_callbacks=[probe]
     )
     assert probe.rows == [1, 2, 3]
+
+
+def test_a_fresh_start_over_an_existing_run_is_refused(tmp_path, tiny_cfg) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.004"))
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(
+        ValueError, match=r"already holds a run \(checkpoints/last.ckpt\)\. Continue it with resume=auto"
+    ):
+        train(tiny_cfg(tmp_path, "train.kimg=0.004"))  # e.g. a requeued job without resume=auto
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_an_argument_added_on_resume_that_the_checkpoint_restores_is_refused(tmp_path, tiny_cfg) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.004"))
+    with pytest.raises(
+        ConfigError, match=r"optimizer.generator.weight_decay=0.01 \(checkpoint: \(not set\)\)"
+    ):
+        train(tiny_cfg(tmp_path, "train.kimg=0.008", "+optimizer.generator.weight_decay=0.01", "resume=auto"))
+
+
+def test_the_best_restarts_when_the_evaluation_is_measured_differently(tmp_path) -> None:
+    from studio.training.monitor import BestMonitor
+
+    old = BestMonitor("fid", "min", {"backbone": "random_cnn", "num_gen": 1000})
+    old.update({"fid": 0.5}, 4000)
+    same = BestMonitor("fid", "min", {"backbone": "random_cnn", "num_gen": 1000})
+    same.load_state_dict(old.state_dict())
+    assert same.summary() == {"metric": "fid", "mode": "min", "value": 0.5, "kimg": 4.0}
+    other = BestMonitor("fid", "min", {"backbone": "inception", "num_gen": 50000})
+    other.load_state_dict(old.state_dict())
+    assert other.value is None and other.update({"fid": 30.0}, 8000)  # not compared with 0.5
