@@ -281,3 +281,16 @@ def test_trainer_and_loss_values_fail_before_anything_is_written(tmp_path, tiny_
         "[1.0,0.9,0.8,0.7,0.5]; got [1.5]."
     ]
     assert not run_dir.exists()
+
+
+def test_the_eval_options_in_the_config_are_the_metric_functions_defaults(tmp_path, tiny_cfg) -> None:
+    from omegaconf import OmegaConf
+
+    from studio.metrics.compute import METRIC_GROUPS, effective_options
+
+    cfg = tiny_cfg(tmp_path, "eval.options.prd.num_clusters=10")  # an override, no + needed
+    options = OmegaConf.to_container(cfg.eval.options)
+    assert options.pop("prd")["num_clusters"] == 10
+    expected = effective_options(list(METRIC_GROUPS))
+    expected.pop("prd")
+    assert options == expected

@@ -145,7 +145,7 @@ def test_ppl_at_ticks_and_as_the_monitor(tmp_path, tiny_cfg, monkeypatch) -> Non
         "eval.every_kimg=0.008",
         "eval.metrics=[ppl]",
         "eval.monitor=ppl",
-        "+eval.options.perceptual_path_length.num_samples=4",
+        "eval.options.perceptual_path_length.num_samples=4",
         "train.channels_last=false",  # the same memory layout as the reloaded G: the same float32 sums
     )
     module = train(cfg)
@@ -180,8 +180,8 @@ def test_curves_and_per_sample_views_reach_tensorboard_at_the_tick_step(
         "eval.backbone=random_cnn",
         "eval.num_gen=24",
         "eval.num_real=24",
-        "+eval.options.prd.num_clusters=4",
-        "+eval.options.prd.num_runs=2",
+        "eval.options.prd.num_clusters=4",
+        "eval.options.prd.num_runs=2",
         "eval.psi_sweep=[1.0,0.5]",
         "logger=tensorboard",
     )
