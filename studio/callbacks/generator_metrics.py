@@ -84,7 +84,7 @@ class GeneratorMetrics:
         self.views = None
         ppl_distances = self.path_length.distances(G, device) if self.path_length is not None else None
         psis = [1.0] * bool(self.feature_metrics) + [psi for psi in self.psi_sweep if self.with_views]
-        fakes = [self._fake_features(G, device, psi) for psi in psis]
+        fakes = {psi: self._fake_features(G, device, psi) for psi in dict.fromkeys(psis)}  # psi 1 once
         if rank() != 0:
             return {}
         results = {} if ppl_distances is None else self.path_length.value(ppl_distances)
@@ -98,18 +98,13 @@ class GeneratorMetrics:
             self._real = RealReference(real)
         curves: dict = {}
         if self.feature_metrics:
-            results |= compute_metrics(self._real, fakes.pop(0), self.feature_metrics, self.options, curves)
+            results |= compute_metrics(self._real, fakes[1.0], self.feature_metrics, self.options, curves)
         if self.with_views:
             self.views = curve_views(
                 curves, lambda index: as_uint8(images_for_seeds(G, [self.seed + i for i in index]))
             )
-            if fakes:
-                self.views.psi_sweep = psi_sweep(
-                    self._real,
-                    dict(zip(self.psi_sweep, fakes, strict=True)).__getitem__,
-                    self.psi_sweep,
-                    self.options,
-                )
+            if self.psi_sweep:
+                self.views.psi_sweep = psi_sweep(self._real, fakes.__getitem__, self.psi_sweep, self.options)
         return results
 
     def _fake_features(self, G: nn.Module, device: torch.device, psi: float) -> dict[str, torch.Tensor]:

@@ -33,7 +33,7 @@ from studio.metrics.compute import (
     generator_metrics,
     needed_features,
 )
-from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views
+from studio.metrics.eval_views import PSI_METRICS, as_uint8, check_truncations, curve_views
 from studio.metrics.eval_views import psi_sweep as sweep_psi
 from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
@@ -128,15 +128,24 @@ def open_checkpoint_set(ckpt: str | Path, num_gen: int, gen_seed: int, device: t
 
 
 def extract_image_set(
-    image_set: ImageSet, side: str, backbone: Backbone | None, use_cache: bool, extract_kwargs: Mapping
+    image_set: ImageSet,
+    side: str,
+    backbone: Backbone | None,
+    use_cache: bool,
+    extract_kwargs: Mapping,
+    truncation_psi: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """The features of `image_set`: stored ones, or extracted with `backbone` (real image sets go
-    through the on-disk cache when `use_cache`)."""
+    through the on-disk cache when `use_cache`; a checkpoint's images at `truncation_psi`)."""
     if image_set.features is not None:
         return image_set.features
     if image_set.generator is not None:
         images = sample_images(
-            image_set.generator, image_set.count, seed=image_set.gen_seed, batch=extract_kwargs["batch_size"]
+            image_set.generator,
+            image_set.count,
+            seed=image_set.gen_seed,
+            batch=extract_kwargs["batch_size"],
+            truncation_psi=truncation_psi,
         )
         return extract_features(images, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
     extract = extract_features_cached if use_cache else extract_features
@@ -149,22 +158,6 @@ def sample_images_of(image_set: ImageSet, index: Sequence[int]) -> torch.Tensor:
         seeds = [image_set.gen_seed + i for i in index]
         return as_uint8(images_for_seeds(image_set.generator, seeds))
     return torch.stack([image_set.dataset[i][0] for i in index])
-
-
-def truncated_features(
-    image_set: ImageSet, backbone: Backbone, extract_kwargs: Mapping, psi: float
-) -> dict[str, torch.Tensor]:
-    """Features of a checkpoint set's images generated with truncation `psi` (the same seeds)."""
-    images = sample_images(
-        image_set.generator,
-        image_set.count,
-        seed=image_set.gen_seed,
-        batch=extract_kwargs["batch_size"],
-        truncation_psi=psi,
-    )
-    return extract_features(
-        images, backbone, max_items=image_set.count, desc=f"fake psi={psi}", **extract_kwargs
-    )
 
 
 def studio_version() -> str:
@@ -220,13 +213,7 @@ def evaluate(
             )
     if psi_sweep and ckpt is None:
         raise ValueError("psi_sweep generates images at each truncation: pass ckpt=PATH instead of fake=")
-    bad_psi = [
-        psi
-        for psi in psi_sweep
-        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1
-    ]
-    if bad_psi:
-        raise ValueError(f"psi_sweep values are truncations in [0, 1]; got {bad_psi}")
+    check_truncations(psi_sweep)
     torch_device = resolve_device(device)
     # Everything that can fail is checked before the first image goes through the backbone: sources
     # readable and counted, checkpoint loaded, weights found, metric names, options and counts.
@@ -261,9 +248,16 @@ def evaluate(
     reference = None
     if feature_metrics(metrics) or psi_sweep:
         reference = RealReference(extract_image_set(real_images, "real", net, cache, extract_kwargs))
+    fakes_by_psi: dict[float, dict[str, torch.Tensor]] = {}  # psi 1 serves the metrics and the sweep
+
+    def fake_features(psi: float) -> dict[str, torch.Tensor]:
+        if psi not in fakes_by_psi:
+            side = "fake" if psi == 1.0 else f"fake psi={psi}"
+            fakes_by_psi[psi] = extract_image_set(fake_images, side, net, False, extract_kwargs, psi)
+        return fakes_by_psi[psi]
+
     if feature_metrics(metrics):
-        fake_features = extract_image_set(fake_images, "fake", net, False, extract_kwargs)
-        results = compute_metrics(reference, fake_features, feature_metrics(metrics), options, curves)
+        results = compute_metrics(reference, fake_features(1.0), feature_metrics(metrics), options, curves)
     if path_length is not None:
         results |= path_length(fake_images.generator, torch_device)
     eval_views = None
@@ -272,9 +266,7 @@ def evaluate(
             curves, None if fake_images.features is not None else partial(sample_images_of, fake_images)
         )
         if psi_sweep:
-            eval_views.psi_sweep = sweep_psi(
-                reference, partial(truncated_features, fake_images, net, extract_kwargs), psi_sweep, options
-            )
+            eval_views.psi_sweep = sweep_psi(reference, fake_features, psi_sweep, options)
     protocol = {
         "metrics": list(metrics),
         "options": effective_options(metrics, options),
