@@ -20,7 +20,7 @@ from studio.metrics.functional import (
     rarity_score,
     realism_score,
 )
-from studio.metrics.functional.knn import knn_squared_distances
+from studio.metrics.functional.knn import nearest_neighbours
 
 
 def _prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -79,7 +79,7 @@ def test_deep_float32_features_match_prdc_and_brute_force(monkeypatch):
         real, fake, ("precision", "recall", "density", "coverage"), k_pr=5, k_dc=5, strict=True
     )
     assert ours == pytest.approx(_prdc(real, fake, 5), abs=1.0 / 500 + 1e-12)
-    got = knn_squared_distances(torch.from_numpy(real), 5, 0).double().sqrt().numpy()
+    got = nearest_neighbours(torch.from_numpy(real), 5, 0)[0].double().sqrt().numpy()
     expected = np.stack([_brute_radii(real.astype(np.float64), k) for k in range(1, 6)], axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -178,7 +178,7 @@ def test_knn_radii_match_brute_force_with_duplicates():
     x[10] = x[20]  # a duplicate is a neighbour at distance 0
     expected = np.stack([_brute_radii(x, k) for k in (1, 2, 3, 4)], axis=1) ** 2
     for block_size in (0, 64, 1000):
-        got = knn_squared_distances(torch.from_numpy(x), 4, block_size).numpy()
+        got = nearest_neighbours(torch.from_numpy(x), 4, block_size)[0].numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert RealManifold(x, k_max=4).radii(1)[10] == pytest.approx(0.0, abs=1e-3)
 
@@ -191,7 +191,9 @@ def test_row_smallest_k_equals_topk_with_ties_and_tails(length):
     x[1, -1] = -10.0  # the minimum in the partial tail chunk
     x[2, ::97] = float("inf")
     for k in (1, 3, 5):
-        assert torch.equal(knn.row_smallest_k(x, k), x.topk(k, dim=1, largest=False).values)
+        values, index = knn.row_smallest_k(x, k)
+        assert torch.equal(values, x.topk(k, dim=1, largest=False).values)
+        assert torch.equal(x.gather(1, index), values)
 
 
 def test_real_manifold_reuse_equals_one_shot(sets):

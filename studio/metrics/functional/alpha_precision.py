@@ -18,7 +18,11 @@ from studio.metrics.functional._inputs import (
     check_enough_samples,
     resolve_dtype,
 )
-from studio.metrics.functional.knn import default_block_size, knn_squared_distances, mutual_nearest
+from studio.metrics.functional.exact import pair_sq_distances
+from studio.metrics.functional.knn import default_block_size, mutual_nearest
+from studio.metrics.functional.manifold import neighbour_list
+
+AUTHENTICITY_PROTOCOLS = ("paper", "authors")
 
 
 def _integrated_score(alphas: np.ndarray, curve: np.ndarray) -> float:
@@ -32,6 +36,7 @@ def alpha_precision_beta_recall_authenticity(
     num_steps: int = 30,
     block_size: int | None = None,
     dtype: str | torch.dtype = "float64",
+    protocol: str = "paper",
 ) -> dict[str, float | np.ndarray]:
     """alpha-precision / beta-recall curves, their integrated scores and authenticity.
 
@@ -39,14 +44,26 @@ def alpha_precision_beta_recall_authenticity(
     - alpha-precision(a): share of fakes within the a-quantile of real distances to the real mean.
     - beta-recall(b): share of reals whose nearest fake is closer than the real's nearest other real
       AND lies within the b-quantile (over reals) of those nearest fakes' distances to the fake mean.
-    - authenticity: share of fakes farther from their nearest real sample than that real sample is
-      from its own nearest other real (the paper's definition; see docs/metrics.md on the
-      reference code's indexing).
+    - authenticity, `protocol="paper"`: share of fakes farther from their nearest real sample than
+      that real sample is from its own nearest other real (the paper's definition).
+      `protocol="authors"`: as the authors' code computes it, averaged over reals: share of reals i
+      with real_nn[j] < d(real_i, fake_j), j = i's nearest fake used as a real index (needs M <= N).
+    Nearest-neighbour distances are exact for ties and duplicates (`exact.pair_sq_distances`).
     Returns {"alphas", "alpha_precision_curve", "beta_recall_curve" (arrays), "delta_precision_alpha",
     "delta_recall_beta", "authenticity" (floats)}.
     """
     real_t, fake_t = as_feature_pair(real, fake)
     check_enough_samples(real_t.shape[0], 1, "real")
+    if protocol not in AUTHENTICITY_PROTOCOLS:
+        raise ValueError(
+            f"unknown authenticity protocol {protocol!r}; choose from {list(AUTHENTICITY_PROTOCOLS)}"
+        )
+    if protocol == "authors" and fake_t.shape[0] > real_t.shape[0]:
+        raise ValueError(
+            f"protocol='authors' indexes the {real_t.shape[0]} real nearest-neighbour distances with fake "
+            f"indices, as the authors' code does, so it needs at most as many fakes as reals; got "
+            f"{fake_t.shape[0]} fakes (use protocol='paper' or fewer fakes)"
+        )
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2; got {num_steps}")
     compute_dtype = resolve_dtype(dtype)
@@ -54,10 +71,11 @@ def alpha_precision_beta_recall_authenticity(
     real_c = (real_t.to(compute_dtype) - center.to(compute_dtype)).contiguous()
     fake_c = (fake_t.to(compute_dtype) - center.to(compute_dtype)).contiguous()
     block = block_size or default_block_size(real_t.device)
-    real_nn_sq = knn_squared_distances(real_c, 1, block)[:, 0]
-    real_to_fake_sq, real_to_fake_index, fake_to_real_sq, fake_to_real_index = mutual_nearest(
-        real_c, fake_c, block
-    )
+    real_nn_sq = neighbour_list(real_c, real_t, 1, block).exact_kth(1, torch.arange(real_t.shape[0]))
+    _, real_to_fake_index, _, fake_to_real_index = mutual_nearest(real_c, fake_c, block)
+    every_real, every_fake = torch.arange(real_t.shape[0]), torch.arange(fake_t.shape[0])
+    real_to_fake_sq = pair_sq_distances(real_t, fake_t, every_real, real_to_fake_index.cpu())
+    fake_to_real_sq = pair_sq_distances(fake_t, real_t, every_fake, fake_to_real_index.cpu())
 
     def to_numpy(x: torch.Tensor) -> np.ndarray:
         return x.double().cpu().numpy()
@@ -71,14 +89,15 @@ def alpha_precision_beta_recall_authenticity(
     fake_center = fake_c.double().mean(dim=0)
     closest_fake_to_fake_center = to_numpy((fake_c.double()[real_to_fake_index] - fake_center).norm(dim=1))
     closest_radii = np.quantile(closest_fake_to_fake_center, alphas)
-    real_nn, real_to_fake = np.sqrt(to_numpy(real_nn_sq)), np.sqrt(to_numpy(real_to_fake_sq))
-    covered = real_to_fake <= real_nn
+    covered = to_numpy(real_to_fake_sq) <= to_numpy(real_nn_sq)
     beta_recall = (covered[None, :] & (closest_fake_to_fake_center[None, :] <= closest_radii[:, None])).mean(
         axis=1
     )
 
-    fake_to_real = np.sqrt(to_numpy(fake_to_real_sq))
-    authentic = fake_to_real > real_nn[fake_to_real_index.cpu().numpy()]
+    if protocol == "paper":
+        authentic = to_numpy(fake_to_real_sq) > to_numpy(real_nn_sq)[fake_to_real_index.cpu().numpy()]
+    else:
+        authentic = to_numpy(real_nn_sq)[real_to_fake_index.cpu().numpy()] < to_numpy(real_to_fake_sq)
     return {
         "alphas": alphas,
         "alpha_precision_curve": alpha_precision,

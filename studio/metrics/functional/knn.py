@@ -113,42 +113,53 @@ def pairwise_terms(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor | 
 _CHUNK = 64
 
 
-def row_smallest_k(d: torch.Tensor, k: int) -> torch.Tensor:
-    """The k smallest values of every row of d (rows, cols), ascending; (rows, min(k, cols))."""
+def row_smallest_k(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest values of every row of d (rows, cols), ascending, and their column indices;
+    both (rows, min(k, cols))."""
     length = d.shape[1]
     k = min(k, length)
     if length < 4 * k * _CHUNK or d.device.type != "cpu":
-        return d.topk(k, dim=1, largest=False).values
+        return d.topk(k, dim=1, largest=False)
     n_full = length // _CHUNK
     chunked = d[:, : n_full * _CHUNK].unflatten(1, (n_full, _CHUNK))
     best_chunks = chunked.amin(2).topk(k, dim=1, largest=False).indices
-    candidates = chunked.gather(1, best_chunks.unsqueeze(2).expand(-1, -1, _CHUNK)).flatten(1)
+    offsets = torch.arange(_CHUNK, device=d.device)
+    columns = (best_chunks.unsqueeze(2) * _CHUNK + offsets).flatten(1)
     if length > n_full * _CHUNK:
-        candidates = torch.cat([candidates, d[:, n_full * _CHUNK :]], dim=1)
-    return candidates.topk(k, dim=1, largest=False).values
+        tail = torch.arange(n_full * _CHUNK, length, device=d.device).expand(d.shape[0], -1)
+        columns = torch.cat([columns, tail], dim=1)
+    values, positions = d.gather(1, columns).topk(k, dim=1, largest=False)
+    return values, columns.gather(1, positions)
 
 
-def _merge_smallest(best: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tensor:
-    return torch.cat([best, candidates], dim=1).topk(k, dim=1, largest=False, sorted=True).values
+def _merge_smallest(
+    best: tuple[torch.Tensor, torch.Tensor], candidates: tuple[torch.Tensor, torch.Tensor], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    values, positions = torch.cat([best[0], candidates[0]], dim=1).topk(k, dim=1, largest=False)
+    return values, torch.cat([best[1], candidates[1]], dim=1).gather(1, positions)
 
 
-def knn_squared_distances(
+def nearest_neighbours(
     x: torch.Tensor, k: int, block_size: int, left: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Ascending squared distances from each row of x (N, D) to its k nearest other rows; (N, k).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ascending squared distances from each row of x (N, D) to its k nearest other rows, and their
+    row indices; both (N, k) (k is capped at N - 1).
 
     The sample itself is excluded (its diagonal entry is set to +inf); exact duplicates elsewhere
     count as neighbours at distance 0. Distances are symmetric, so only blocks on or right of the
     diagonal are computed (about half the matmul work): each block serves the k-NN of its rows and,
     through a column-wise top-k, of its columns. CPU blocks span every remaining column.
-    `left` is `augment_left(x, |x|^2)` when the caller has built it already.
+    `left` is `augment_left(x, |x|^2)` when the caller has built it already. Values are the fast
+    matmul's (see `pairwise_terms`); `studio.metrics.functional.exact` re-decides near-ties.
     """
     n = x.shape[0]
+    k = min(k, n - 1)
     x_sq = (x * x).sum(dim=1) if left is None else left[:, -1]
     left = augment_left(x, x_sq) if left is None else left
     right = augment_right(x, x_sq)
     row_block = block_size if block_size > 0 else symmetric_row_block(n, k)
-    best = torch.full((n, k), float("inf"), dtype=x.dtype, device=x.device)
+    best_values = torch.full((n, k), float("inf"), dtype=x.dtype, device=x.device)
+    best_index = torch.zeros((n, k), dtype=torch.long, device=x.device)
     workspace = Workspace()
     row_blocks = list(block_ranges(n, row_block))
     for bi, rows in enumerate(row_blocks):
@@ -160,13 +171,22 @@ def knn_squared_distances(
             if cols.start == rows.start:
                 first_other = rows.stop - rows.start
                 d[:, :first_other].fill_diagonal_(float("inf"))
-            best[rows] = _merge_smallest(best[rows], row_smallest_k(d, k), k)
+            row_values, row_index = row_smallest_k(d, k)
+            best = _merge_smallest(
+                (best_values[rows], best_index[rows]), (row_values, row_index + cols.start), k
+            )
+            best_values[rows], best_index[rows] = best
             others = d[:, first_other:]
             if others.shape[1]:
-                column_best = others.topk(min(k, others.shape[0]), dim=0, largest=False).values.T
+                column_best = others.topk(min(k, others.shape[0]), dim=0, largest=False)
                 targets = slice(cols.start + first_other, cols.stop)
-                best[targets] = _merge_smallest(best[targets], column_best, k)
-    return best.clamp_(min=0)
+                best = _merge_smallest(
+                    (best_values[targets], best_index[targets]),
+                    (column_best.values.T, column_best.indices.T + rows.start),
+                    k,
+                )
+                best_values[targets], best_index[targets] = best
+    return best_values.clamp_(min=0), best_index
 
 
 def mutual_nearest(
