@@ -45,8 +45,13 @@ def _floats(values: Mapping) -> dict[str, float]:
     return {name: float(value) for name, value in values.items()}
 
 
+def _option(opts: dict, fn: str, key: str):
+    """A functional option as given, else the function's default."""
+    return opts[fn].get(key, inspect.signature(getattr(F, fn)).parameters[key].default)
+
+
 def _run_fid(real: RealReference, fake, opts, curves):
-    ddof = opts["fid"].get("ddof", 1)
+    ddof = F.protocol_ddof(_option(opts, "fid", "protocol"))
     return {"fid": F.fid_from_stats(*real.fid_stats(ddof), *F.feature_stats(fake, ddof))}
 
 
@@ -218,6 +223,13 @@ _SET_BY_SUITE = {
     ("perceptual_path_length", "return_distances"),
 }
 DEFAULT_METRICS = ("fid", "kid", "pr", "dc")
+# The reference conventions each function reproduces (`protocol=`; docs/metrics.md, Protocols).
+PROTOCOLS = {
+    "fid": tuple(F.FID_PROTOCOLS),
+    "inception_score": F.IS_PROTOCOLS,
+    "knn_metrics": F.KNN_PROTOCOLS,
+    "alpha_precision_beta_recall_authenticity": F.AUTHENTICITY_PROTOCOLS,
+}
 
 
 def check_metric_names(names: Sequence[str]) -> list[str]:
@@ -271,6 +283,9 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
             unknown = set(overrides) - set(defaults)
             if unknown:
                 raise ValueError(f"{fn}() has no option(s) {sorted(unknown)}; valid: {sorted(defaults)}")
+            protocol = overrides.get("protocol")
+            if protocol is not None and protocol not in PROTOCOLS[fn]:
+                raise ValueError(f"{fn}() has no protocol {protocol!r}; valid: {list(PROTOCOLS[fn])}")
             used[fn] = {key: _jsonable(value) for key, value in (defaults | overrides).items()}
     return used
 

@@ -82,14 +82,23 @@ def test_feature_stats_needs_two_samples():
         feature_stats(np.zeros((1, 4)))
 
 
-def test_ddof_zero_is_the_maximum_likelihood_covariance():
+def test_nvlabs_protocol_divides_the_covariance_by_n():
     real, fake = _features(50, 6, 3), _features(60, 6, 4, scale=1.2)
+
+    def nvlabs_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # NVlabs' FeatureStats: float64 running sums, cov = sum(x x^T) / N - mean mean^T
+        x = x.astype(np.float64)
+        mean = x.sum(0) / len(x)
+        return mean, x.T @ x / len(x) - np.outer(mean, mean)
+
     _, sigma = feature_stats(real, ddof=0)
-    np.testing.assert_allclose(sigma, np.cov(real.astype(np.float64), rowvar=False, ddof=0), rtol=1e-10)
-    s1 = np.cov(real.astype(np.float64), rowvar=False, ddof=0)
-    s2 = np.cov(fake.astype(np.float64), rowvar=False, ddof=0)
-    expected = _scipy_fid(real.mean(0).astype(np.float64), s1, fake.mean(0).astype(np.float64), s2)
-    assert fid(real, fake, ddof=0) == pytest.approx(expected, rel=1e-6)
-    assert fid(real, fake, ddof=0) != pytest.approx(fid(real, fake), rel=1e-6)
+    np.testing.assert_allclose(sigma, nvlabs_stats(real)[1], rtol=1e-10)
+    expected = _scipy_fid(*nvlabs_stats(real), *nvlabs_stats(fake))
+    assert fid(real, fake, protocol="nvlabs") == pytest.approx(expected, rel=1e-6)
+    assert fid(real, fake, protocol="nvlabs") != pytest.approx(fid(real, fake), rel=1e-6)
     with pytest.raises(ValueError, match=r"ddof must be 0 \(divide by N\) or 1 \(divide by N - 1\), got 2"):
-        fid(real, fake, ddof=2)
+        feature_stats(real, ddof=2)
+    with pytest.raises(
+        ValueError, match=r"unknown FID protocol 'clean-fid'; choose from \['torch-fidelity', 'nvlabs'\]"
+    ):
+        fid(real, fake, protocol="clean-fid")

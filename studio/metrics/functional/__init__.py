@@ -4,9 +4,19 @@ Every function returns plain Python floats, dicts of floats or float64 numpy arr
 docs/metrics.md for the papers, defaults, conventions and the reference implementations each matches.
 """
 
-from studio.metrics.functional.alpha_precision import alpha_precision_beta_recall_authenticity
-from studio.metrics.functional.fid import feature_stats, fid, fid_from_stats, trace_sqrt_product
-from studio.metrics.functional.inception_score import inception_score
+from studio.metrics.functional.alpha_precision import (
+    AUTHENTICITY_PROTOCOLS,
+    alpha_precision_beta_recall_authenticity,
+)
+from studio.metrics.functional.fid import (
+    FID_PROTOCOLS,
+    feature_stats,
+    fid,
+    fid_from_stats,
+    protocol_ddof,
+    trace_sqrt_product,
+)
+from studio.metrics.functional.inception_score import IS_PROTOCOLS, inception_score
 from studio.metrics.functional.kid import kid
 from studio.metrics.functional.knn_metrics import (
     density_coverage,
@@ -14,12 +24,17 @@ from studio.metrics.functional.knn_metrics import (
     rarity_score,
     realism_score,
 )
-from studio.metrics.functional.manifold import KNN_METRICS, RealManifold, knn_metrics
+from studio.metrics.functional.manifold import KNN_METRICS, KNN_PROTOCOLS, RealManifold, knn_metrics
+from studio.metrics.functional.nvlabs_pr import nvlabs_precision_recall
 from studio.metrics.functional.ppl import path_length_distances, perceptual_path_length, ppl_from_distances
 from studio.metrics.functional.prd import prd, prd_f_beta
 
 __all__ = [
+    "AUTHENTICITY_PROTOCOLS",
+    "FID_PROTOCOLS",
+    "IS_PROTOCOLS",
     "KNN_METRICS",
+    "KNN_PROTOCOLS",
     "RealManifold",
     "alpha_precision_beta_recall_authenticity",
     "density_coverage",
@@ -29,12 +44,14 @@ __all__ = [
     "inception_score",
     "kid",
     "knn_metrics",
+    "nvlabs_precision_recall",
     "path_length_distances",
     "perceptual_path_length",
     "ppl_from_distances",
     "prd",
     "prd_f_beta",
     "precision_recall",
+    "protocol_ddof",
     "rarity_score",
     "realism_score",
     "trace_sqrt_product",

@@ -24,6 +24,9 @@ from studio.metrics.functional.knn import (
 from studio.metrics.functional.knn import pairwise_terms as fast_terms
 
 KNN_METRICS = ("precision", "recall", "density", "coverage", "realism", "rarity")
+KNN_PROTOCOLS = ("paper", "nvlabs")
+# The official improved precision/recall code adds this to the squared distance in the realism score.
+OFFICIAL_REALISM_EPS = 1e-5
 ROW_METRICS = ("precision", "density", "realism", "rarity")
 
 
@@ -40,8 +43,11 @@ class CrossPass:
         ks: dict[str, int],
         strict: bool,
         realism_percentile: float,
+        protocol: str = "paper",
     ) -> None:
         self.wanted, self.strict, self.ks = wanted, strict, ks
+        # "nvlabs" realism: max radius^2 / (d^2 + 1e-5), the official code's squared ratio.
+        self.realism_offset = OFFICIAL_REALISM_EPS if protocol == "nvlabs" else 0.0
         self.block_size = manifold.block_size
         self.real_neighbours: NeighbourList = manifold.neighbours
         self.real_source = manifold.source
@@ -193,11 +199,12 @@ class CrossPass:
             )
             # Distances within 2T of 0 (coincident points among them) are settled exactly later;
             # here they count as 2T, which no exact distance there exceeds.
-            d.clamp_(min=2 * bound)
+            floor = 2 * bound + self.realism_offset
+            d.clamp_(min=2 * bound).add_(self.realism_offset)
             ratio = torch.div(self.realism_radius_sq[cols.start : cols.start + stop].unsqueeze(0), d, out=d)
             row_max = ratio.amax(dim=1)
             torch.maximum(acc["realism"][rows], row_max, out=acc["realism"][rows])
-            doubtful |= row_max >= self.realism_smallest / (2 * bound)
+            doubtful |= row_max >= self.realism_smallest / floor
         if "recall" in self.wanted:
             # |f - r|^2 - radius_f^2 = base + radius_base(r)^2 - radius_f^2; the r term leaves the min.
             # Last use of the block, so the fake radii are subtracted in place.
@@ -231,7 +238,8 @@ class CrossPass:
         if "density" in self.wanted:
             out["density"] = float(per_row["density"].double().mean() / self.ks["density"])
         if "realism" in self.wanted:
-            out["realism"] = per_row["realism"].double().sqrt().cpu().numpy()
+            realism = per_row["realism"].double()
+            out["realism"] = (realism if self.realism_offset else realism.sqrt()).cpu().numpy()
         if "rarity" in self.wanted:
             rarity = per_row["rarity"].double().sqrt().cpu().numpy()
             outside = np.isinf(rarity)
@@ -304,7 +312,7 @@ class CrossPass:
                 self.fake_source, self.real_source, rows[near[:, 0]], real_index[near[:, 1]]
             )
             distance_sq[near[:, 0], near[:, 1]] = exact.to(distance_sq)
-        ratio = self.realism_radius_sq.unsqueeze(0) / distance_sq
+        ratio = self.realism_radius_sq.unsqueeze(0) / (distance_sq.clamp(min=0) + self.realism_offset)
         # A zero kept radius never occurs (it is dropped to 0 only when not kept): 0/0 is not a match.
         return torch.nan_to_num(ratio, nan=0.0, posinf=float("inf")).amax(dim=1)
 

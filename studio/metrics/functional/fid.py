@@ -1,8 +1,9 @@
 """Fréchet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule").
 
-FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), with float64 statistics and by default
-the unbiased (N - 1) covariance, as torch-fidelity, pytorch-fid, torchmetrics and the NVlabs code use
-(ddof=0 gives the maximum-likelihood N covariance).
+FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), with float64 statistics. The covariance
+follows `protocol`: "torch-fidelity" (default) divides by N - 1 as torch-fidelity, pytorch-fid,
+clean-fid and torchmetrics do (np.cov); "nvlabs" divides by N as NVlabs' StyleGAN metric code does
+(FeatureStats.get_mean_cov).
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ import numpy as np
 import torch
 
 from studio.metrics.functional._inputs import FeatureArray, as_feature_pair, as_features
+
+FID_PROTOCOLS = {"torch-fidelity": 1, "nvlabs": 0}  # protocol -> covariance divisor N - ddof
+
+
+def protocol_ddof(protocol: str) -> int:
+    """The covariance ddof of an FID protocol (see FID_PROTOCOLS)."""
+    if protocol not in FID_PROTOCOLS:
+        raise ValueError(f"unknown FID protocol {protocol!r}; choose from {list(FID_PROTOCOLS)}")
+    return FID_PROTOCOLS[protocol]
 
 
 def feature_stats(features: FeatureArray, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +96,10 @@ def fid_from_stats(
     return float(diff @ diff) + trace_term - 2.0 * trace_sqrt_product(s1, s2)
 
 
-def fid(real: FeatureArray, fake: FeatureArray, ddof: int = 1) -> float:
+def fid(real: FeatureArray, fake: FeatureArray, protocol: str = "torch-fidelity") -> float:
     """FID between real (N, D) and fake (M, D) features; a plain float (lower is better).
 
-    ddof: covariance divisor N - ddof (1 is the standard protocol; see feature_stats)."""
+    protocol: "torch-fidelity" (covariance / (N - 1)) or "nvlabs" (/ N); see the module docstring."""
+    ddof = protocol_ddof(protocol)
     real_t, fake_t = as_feature_pair(real, fake)
     return fid_from_stats(*feature_stats(real_t, ddof), *feature_stats(fake_t, ddof))

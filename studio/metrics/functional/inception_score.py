@@ -10,21 +10,23 @@ import torch
 
 from studio.metrics.functional._inputs import FeatureArray, as_features
 
+IS_PROTOCOLS = ("torch-fidelity", "unshuffled")
+
 
 def inception_score(
     logits_or_probs: FeatureArray,
     splits: int = 10,
     from_logits: bool = True,
-    shuffle: bool = True,
+    protocol: str = "torch-fidelity",
     seed: int = 2020,
     ddof: int = 0,
 ) -> dict[str, float]:
     """IS of class logits (N, C) (or probabilities with `from_logits=False`); higher is better.
 
-    Defaults reproduce torch-fidelity's `isc_features_to_metric`: rows permuted by
-    np.random.RandomState(seed).permutation(N) (`shuffle=False` keeps the given order), split i
-    holding rows [i*N//splits, (i+1)*N//splits), and the std over splits with ddof=0. torchmetrics
-    reports ddof=1 (`ddof=1`) and shuffles with torch.randperm. Returns {"is_mean", "is_std"}.
+    protocol "torch-fidelity" (default) reproduces torch-fidelity's `isc_features_to_metric`: rows
+    permuted by np.random.RandomState(seed).permutation(N); "unshuffled" keeps the given order. Split i
+    holds rows [i*N//splits, (i+1)*N//splits); the std over splits has ddof=0 as torch-fidelity's
+    (torchmetrics reports ddof=1 and shuffles with torch.randperm). Returns {"is_mean", "is_std"}.
     """
     x = as_features(logits_or_probs, "logits_or_probs").double()
     n = x.shape[0]
@@ -32,7 +34,9 @@ def inception_score(
         raise ValueError(f"splits must be between 1 and the number of samples ({n}); got {splits}")
     if splits - ddof < 1:
         raise ValueError(f"ddof={ddof} needs more than {ddof} splits; got splits={splits}")
-    if shuffle:
+    if protocol not in IS_PROTOCOLS:
+        raise ValueError(f"unknown Inception Score protocol {protocol!r}; choose from {list(IS_PROTOCOLS)}")
+    if protocol == "torch-fidelity":
         x = x[torch.from_numpy(np.random.RandomState(seed).permutation(n)).to(x.device)]
     if from_logits:
         log_p = x.log_softmax(dim=1)

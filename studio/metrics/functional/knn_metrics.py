@@ -20,14 +20,17 @@ def precision_recall(
     strict: bool = False,
     block_size: int | None = None,
     dtype: str | torch.dtype = "float32",
+    protocol: str = "paper",
 ) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019), k=3: {"precision", "recall"}.
 
     precision: share of fakes inside some real ball; recall: share of reals inside some fake ball.
+    protocol "paper" (exact distances) or "nvlabs" (NVlabs' float16 computation, `nvlabs_pr`).
     """
     out = knn_metrics(
-        real, fake, ("precision", "recall"), k_pr=k, strict=strict, block_size=block_size, dtype=dtype
-    )
+        real, fake, ("precision", "recall"), k_pr=k, strict=strict, block_size=block_size, dtype=dtype,
+        protocol=protocol,
+    )  # fmt: skip
     return {"precision": out["precision"], "recall": out["recall"]}
 
 
@@ -38,16 +41,19 @@ def realism_score(
     percentile: float = 50.0,
     block_size: int | None = None,
     dtype: str | torch.dtype = "float32",
+    protocol: str = "paper",
 ) -> np.ndarray:
     """Realism score per fake sample (Kynkäänniemi et al. 2019); (M,) float64.
 
     max over real j of radius_j / |fake - real_j|, using only the real balls whose radius is at or
     below the given percentile (the paper drops the larger half as outliers). >= 1 means the fake
     lies inside a kept ball; +inf for a fake that coincides with a kept real sample.
+    protocol="nvlabs": the official code's max radius_j^2 / (|fake - real_j|^2 + 1e-5) instead.
     """
     out = knn_metrics(
-        real, fake, ("realism",), k_pr=k, realism_percentile=percentile, block_size=block_size, dtype=dtype
-    )
+        real, fake, ("realism",), k_pr=k, realism_percentile=percentile, block_size=block_size, dtype=dtype,
+        protocol=protocol,
+    )  # fmt: skip
     return out["realism"]
 
 

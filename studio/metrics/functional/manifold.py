@@ -23,7 +23,7 @@ from studio.metrics.functional._inputs import (
     check_enough_samples,
     resolve_dtype,
 )
-from studio.metrics.functional.cross_pass import KNN_METRICS, CrossPass
+from studio.metrics.functional.cross_pass import KNN_METRICS, KNN_PROTOCOLS, CrossPass
 from studio.metrics.functional.exact import NeighbourList, rounding_bound
 from studio.metrics.functional.knn import (
     augment_left,
@@ -32,6 +32,7 @@ from studio.metrics.functional.knn import (
     nearest_neighbours,
     pairwise_terms,
 )
+from studio.metrics.functional.nvlabs_pr import nvlabs_precision_recall
 
 # Neighbours kept beyond k_max, so the exact k-th neighbour is settled from the list in all but rare rows.
 _SPARE_NEIGHBOURS = 1
@@ -119,33 +120,53 @@ class RealManifold:
         k_rarity: int = 3,
         strict: bool = False,
         realism_percentile: float = 50.0,
+        protocol: str = "paper",
     ) -> dict[str, float | int | np.ndarray]:
         """Compute the requested metrics of fake (M, D) against this real manifold.
 
         Returns floats "precision", "recall", "density", "coverage"; arrays (M,) "realism" and
         "rarity" (NaN where the fake lies in no real ball) plus the int "rarity_num_outside".
         Membership is `distance <= radius` (the papers' closed balls); `strict=True` uses `<` as
-        prdc and the rarity reference code do.
+        prdc and the rarity reference code do. Ties are decided exactly (see `exact`).
+        `protocol="nvlabs"`: precision and recall as NVlabs' StyleGAN code computes them (float16
+        distances, `nvlabs_pr`), realism as the official improved precision/recall code does
+        (max radius^2 / (d^2 + 1e-5): the square of the paper's ratio); density, coverage and rarity
+        have one definition.
         """
         if not metrics:
             raise ValueError(f"no k-NN metrics requested; choose from {list(KNN_METRICS)}")
         unknown = sorted(set(metrics) - set(KNN_METRICS))
         if unknown:
             raise ValueError(f"unknown k-NN metrics {unknown}; choose from {list(KNN_METRICS)}")
+        if protocol not in KNN_PROTOCOLS:
+            raise ValueError(f"unknown k-NN protocol {protocol!r}; choose from {list(KNN_PROTOCOLS)}")
+        if protocol == "nvlabs" and strict:
+            raise ValueError(
+                "protocol='nvlabs' compares with <= as NVlabs' code does; it cannot be strict=True"
+            )
         wanted = set(metrics)
         ks = {"precision": k_pr, "recall": k_pr, "realism": k_pr, "density": k_dc, "coverage": k_dc}
         ks["rarity"] = k_rarity
         for k in {ks[name] for name in wanted}:
             check_enough_samples(self.features.shape[0], k, "real")
         fake_t, fake_c = self.center_fake(fake)
+        if "recall" in wanted:
+            check_enough_samples(fake_c.shape[0], k_pr, "fake")
+        out: dict[str, float | int | np.ndarray] = {}
+        if protocol == "nvlabs" and wanted & {"precision", "recall"}:
+            pr = nvlabs_precision_recall(self.source, fake_t, k_pr)
+            out.update({name: pr[name] for name in wanted & {"precision", "recall"}})
+            wanted -= {"precision", "recall"}
+        if not wanted:
+            return out
         with fp32_precision(self.allow_tf32):
-            fake_neighbours = None
-            if "recall" in wanted:
-                check_enough_samples(fake_c.shape[0], k_pr, "fake")
-                fake_neighbours = neighbour_list(fake_c, fake_t, k_pr, self.block_size)
-            return CrossPass(
-                self, fake_c, fake_t, fake_neighbours, wanted, ks, strict, realism_percentile
-            ).run()
+            fake_neighbours = (
+                neighbour_list(fake_c, fake_t, k_pr, self.block_size) if "recall" in wanted else None
+            )
+            cross = CrossPass(
+                self, fake_c, fake_t, fake_neighbours, wanted, ks, strict, realism_percentile, protocol
+            )
+            return out | cross.run()
 
 
 def knn_metrics(
@@ -160,6 +181,7 @@ def knn_metrics(
     block_size: int | None = None,
     dtype: str | torch.dtype = "float32",
     allow_tf32: bool = False,
+    protocol: str = "paper",
 ) -> dict[str, float | int | np.ndarray]:
     """The whole k-NN family of fake (M, D) against real (N, D) features, sharing one distance pass.
 
@@ -172,4 +194,4 @@ def knn_metrics(
         ks = [k_pr] * bool(uses_pr) + [k_dc] * bool(set(metrics) & {"density", "coverage"})
         ks += [k_rarity] * ("rarity" in metrics)
         manifold = RealManifold(real, max(ks, default=1), block_size, dtype, allow_tf32)
-    return manifold.evaluate(fake, metrics, k_pr, k_dc, k_rarity, strict, realism_percentile)
+    return manifold.evaluate(fake, metrics, k_pr, k_dc, k_rarity, strict, realism_percentile, protocol)
