@@ -160,15 +160,19 @@ class CrossPass:
         masks: dict[str, tuple[int, torch.Tensor]] = {}
         row_tolerance = 2 * self.eps * self.fake_norms[rows].max() ** 2
 
+        def threshold(k: int, side: str) -> torch.Tensor:
+            """(1, cols) bounds on base: M_k below minus its rounding bound ("lo": certainly inside) or
+            at most plus it ("hi": maybe inside), with M_k = base + shift_k."""
+            tolerance = row_tolerance + self.column_tolerance[k][cols]
+            return (-self.shift[k][cols] + (-tolerance if side == "lo" else tolerance)).unsqueeze(0)
+
         def inside(k: int, side: str) -> torch.Tensor:
-            """0/1 float mask of M_k below minus its rounding bound ("lo": certainly inside) or at most
-            plus it ("hi": maybe inside), with M_k = base + shift_k;
-            one buffer per side, reused while k stays the same (density and rarity often share k)."""
+            """0/1 float mask of `threshold(k, side)`; one buffer per side, reused while k stays the
+            same (density and rarity often share k)."""
             if side not in masks or masks[side][0] != k:
-                tolerance = row_tolerance + self.column_tolerance[k][cols]
-                threshold = (-self.shift[k][cols] + (-tolerance if side == "lo" else tolerance)).unsqueeze(0)
                 compare = torch.lt if side == "lo" else torch.le
-                masks[side] = (k, compare(base, threshold, out=self.buffer(f"mask_{side}", base.shape)))
+                buffer = self.buffer(f"mask_{side}", base.shape)
+                masks[side] = (k, compare(base, threshold(k, side), out=buffer))
             return masks[side][1]
 
         doubtful = acc["doubtful_rows"][rows]  # a view: |= marks the accumulator
@@ -184,11 +188,12 @@ class CrossPass:
         if "rarity" in self.wanted:
             # Reals are sorted by radius, so the first containing column has the smallest ball.
             k = self.ks["rarity"]
-            found, first = inside(k, "lo").max(dim=1)
-            maybe_found, maybe_first = inside(k, "hi").max(dim=1)
-            doubtful |= (maybe_found > found) | (maybe_first < first)
+            # The first column that may contain the fake decides, if it certainly contains it.
+            found, first = inside(k, "hi").max(dim=1)
+            certain = base.gather(1, first.unsqueeze(1)).squeeze(1) < threshold(k, "lo")[0, first]
+            doubtful |= (found > 0) & ~certain
             radius_sq = self.radius_sq[k][cols]
-            keep_min("rarity", rows, torch.where(found > 0, radius_sq[first], float("inf")))
+            keep_min("rarity", rows, torch.where((found > 0) & certain, radius_sq[first], float("inf")))
         base_radius_sq = self.radius_sq[self.base_k][cols]
         if "realism" in self.wanted and cols.start < self.realism_columns:
             stop = min(cols.stop, self.realism_columns) - cols.start
@@ -200,7 +205,9 @@ class CrossPass:
             # Distances within 2T of 0 (coincident points among them) are settled exactly later;
             # here they count as 2T, which no exact distance there exceeds.
             floor = 2 * bound + self.realism_offset
-            d.clamp_(min=2 * bound).add_(self.realism_offset)
+            d.clamp_(min=2 * bound)
+            if self.realism_offset:
+                d.add_(self.realism_offset)
             ratio = torch.div(self.realism_radius_sq[cols.start : cols.start + stop].unsqueeze(0), d, out=d)
             row_max = ratio.amax(dim=1)
             torch.maximum(acc["realism"][rows], row_max, out=acc["realism"][rows])

@@ -71,20 +71,18 @@ class NeighbourList:
     def __init__(self, values, index, source, norms, eps, recompute_rows) -> None:  # noqa: ANN001
         self.values, self.index, self.source = values, index, source
         self.norms, self.eps, self.recompute_rows = norms.double(), eps, recompute_rows
+        self.max_norm = self.norms.max()
         self._exact: dict[int, torch.Tensor] = {}
-
-    def tolerance(self, k: int) -> torch.Tensor:
-        """Bound on the rounding of the fast squared distances near the k-th one, per row; (N,) float64.
-        A neighbour at distance radius from row i has norm at most |x_i| + radius."""
-        radius = self.values[:, k - 1].double().clamp(min=0).sqrt()
-        return self.eps * (2 * self.norms + radius) ** 2
 
     def exact_kth(self, k: int, rows: torch.Tensor) -> torch.Tensor:
         """Exact squared distance from each of `rows` (R,) to its k-th nearest other row; (R,) float64.
 
-        Every list entry more than twice the tolerance below the fast k-th value is certainly among
-        the k nearest, and every entry more than that above it certainly is not, so only the entries
-        in between go through `pair_sq_distances`. Computed once per row and cached.
+        With T bounding the rounding of a row's listed values (eps (|x_i| + max listed |x_j|)^2), the
+        exact k-th value lies within T of the fast one; entries more than 2T below the fast k-th value
+        are certainly among the k nearest and entries more than 2T above it certainly are not, so only
+        the entries in between go through `pair_sq_distances`. A row whose list may end inside that
+        band (unlisted rows bounded with the largest norm of the set) is recomputed in full. Computed
+        once per row and cached.
         """
         cache = self._exact.setdefault(k, torch.full((self.values.shape[0],), math.nan, dtype=torch.float64))
         rows = rows.cpu()
@@ -94,11 +92,13 @@ class NeighbourList:
         return cache[rows]
 
     def _settle(self, k: int, rows: torch.Tensor) -> torch.Tensor:
-        device = self.values.device
-        values = self.values[rows.to(device)].double().cpu()
-        index = self.index[rows.to(device)].cpu()
-        kth, band = values[:, k - 1 : k], 2 * self.tolerance(k)[rows.to(device)].cpu().unsqueeze(1)
-        complete = values[:, -1] > (kth + band).squeeze(1)
+        device_rows = rows.to(self.values.device)
+        values = self.values[device_rows].double().cpu()
+        index = self.index[device_rows]
+        own = self.norms[device_rows]
+        listed_bound = (self.eps * (own + self.norms[index].amax(dim=1)) ** 2).cpu().unsqueeze(1)
+        unlisted_bound = (self.eps * (own + self.max_norm) ** 2).cpu().unsqueeze(1)
+        complete = (values[:, -1:] - unlisted_bound > values[:, k - 1 : k] + listed_bound).squeeze(1)
         complete |= values.shape[1] == self.source.shape[0] - 1
         result = torch.empty(rows.shape[0], dtype=torch.float64)
         short = torch.nonzero(~complete).flatten()
@@ -106,10 +106,12 @@ class NeighbourList:
         for start in range(0, short.shape[0], step):
             positions = short[start : start + step]
             full = self.recompute_rows(rows[positions]).double().cpu()
-            result[positions] = self._kth_of(k, rows[positions], full, None, band[positions])
+            result[positions] = self._kth_of(k, rows[positions], full, None, 2 * unlisted_bound[positions])
         done = torch.nonzero(complete).flatten()
         if done.numel():
-            result[done] = self._kth_of(k, rows[done], values[done], index[done], band[done])
+            result[done] = self._kth_of(
+                k, rows[done], values[done], index.cpu()[done], 2 * listed_bound[done]
+            )
         return result
 
     def _kth_of(

@@ -35,7 +35,7 @@ from studio.metrics.functional.knn import (
 from studio.metrics.functional.nvlabs_pr import nvlabs_precision_recall
 
 # Neighbours kept beyond k_max, so the exact k-th neighbour is settled from the list in all but rare rows.
-_SPARE_NEIGHBOURS = 1
+_SPARE_NEIGHBOURS = 4
 
 
 def neighbour_list(
