@@ -176,7 +176,14 @@ def _prd_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
 
 
 def _abauth_needs(opts: dict, n_real: int, n_fake: int) -> list[str]:
-    return _too_few("real", n_real, 2, "the nearest other real sample of every real one")
+    needs = _too_few("real", n_real, 2, "the nearest other real sample of every real one")
+    if opts["alpha_precision_beta_recall_authenticity"]["protocol"] == "authors" and n_fake > n_real:
+        needs.append(
+            f"needs at most as many fake samples as real ones (protocol=authors indexes real distances "
+            f"with fake indices, options.alpha_precision_beta_recall_authenticity.protocol), the fake set "
+            f"has {n_fake} and the real set {n_real}"
+        )
+    return needs
 
 
 METRIC_GROUPS: dict[str, MetricGroup] = {
@@ -286,6 +293,10 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
             protocol = overrides.get("protocol")
             if protocol is not None and protocol not in PROTOCOLS[fn]:
                 raise ValueError(f"{fn}() has no protocol {protocol!r}; valid: {list(PROTOCOLS[fn])}")
+            if fn == "knn_metrics" and protocol == "nvlabs" and overrides.get("strict"):
+                raise ValueError(
+                    "knn_metrics(): protocol 'nvlabs' compares with <= (NVlabs' code); drop strict=true"
+                )
             used[fn] = {key: _jsonable(value) for key, value in (defaults | overrides).items()}
     return used
 

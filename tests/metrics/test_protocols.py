@@ -12,6 +12,7 @@ from studio.metrics.functional import (
     fid,
     inception_score,
     knn_metrics,
+    nvlabs_precision_recall,
     precision_recall,
     realism_score,
 )
@@ -25,13 +26,20 @@ def sets():
     return real, fake
 
 
-def _nvlabs_reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+def _nvlabs_reference(
+    real: np.ndarray, fake: np.ndarray, k: int, mode: str | None = None
+) -> dict[str, float]:
     """NVlabs' pr50k3 arithmetic on one batch (fewer than 10000 samples): float16 features and cdist
-    distances, radius = (k+1)-th row value taken in float32 and cast back, membership `<=` in float16."""
+    distances, radius = (k+1)-th row value taken in float32 and cast back, membership `<=` in float16.
+    `mode`: torch.cdist's compute_mode (its default takes the matmul formula above 25 rows and columns)."""
+    mode = mode or "use_mm_for_euclid_dist_if_necessary"
 
     def share_inside(manifold: torch.Tensor, probes: torch.Tensor) -> float:
-        radii = torch.cdist(manifold[None], manifold[None])[0].float().kthvalue(k + 1, dim=1).values.half()
-        return float((torch.cdist(probes[None], manifold[None])[0] <= radii).any(dim=1).float().mean())
+        radii = (
+            torch.cdist(manifold[None], manifold[None], compute_mode=mode)[0].float().kthvalue(k + 1, dim=1)
+        )
+        inside = torch.cdist(probes[None], manifold[None], compute_mode=mode)[0] <= radii.values.half()
+        return float(inside.any(dim=1).float().mean())
 
     real16, fake16 = torch.from_numpy(real).half(), torch.from_numpy(fake).half()
     return {"precision": share_inside(real16, fake16), "recall": share_inside(fake16, real16)}
@@ -107,3 +115,28 @@ def test_protocols_reach_the_suite_and_bad_ones_fail_before_any_work(sets):
     for fn, metric in (("fid", "fid"), ("knn_metrics", "pr"), ("inception_score", "is")):
         with pytest.raises(ValueError, match=rf"{fn}\(\) has no protocol 'clean-fid'; valid: \["):
             effective_options([metric], {fn: {"protocol": "clean-fid"}})
+
+
+def test_nvlabs_batching_and_tiny_sets(sets):
+    real, fake = sets
+    # Columns cut into 4 zero-padded batches of 225, rows in batches of 200: the same arithmetic per entry.
+    batched = nvlabs_precision_recall(
+        torch.from_numpy(real), torch.from_numpy(fake), 3, row_batch=200, col_batch=300
+    )
+    assert batched == _nvlabs_reference(real, fake, 3)
+    # PyTorch has no float16 kernel for cdist's direct formula (<= 25 rows) on the CPU: the matmul one.
+    tiny = precision_recall(real[:20], fake[:20], k=3, protocol="nvlabs")
+    assert tiny == _nvlabs_reference(real[:20], fake[:20], 3, "use_mm_for_euclid_dist")
+
+
+def test_protocol_conflicts_fail_before_any_work():
+    from studio.metrics.compute import check_sample_counts
+
+    with pytest.raises(
+        ValueError, match="protocol 'nvlabs' compares with <= .NVlabs' code.; drop strict=true"
+    ):
+        effective_options(["pr"], {"knn_metrics": {"protocol": "nvlabs", "strict": True}})
+    authors = {"alpha_precision_beta_recall_authenticity": {"protocol": "authors"}}
+    with pytest.raises(ValueError, match="metric 'abauth' needs at most as many fake samples as real ones"):
+        check_sample_counts(["abauth"], authors, n_real=100, n_fake=101)
+    check_sample_counts(["abauth"], authors, n_real=100, n_fake=100)

@@ -141,3 +141,20 @@ def test_exact_distances_depend_only_on_the_two_rows():
         for p in (0, 7, 299):  # alone: a single row of 40000 values would be summed by two threads
             assert torch.equal(pair_sq_distances(x, x, i[p : p + 1], j[p : p + 1]), batch[p : p + 1])
         assert torch.equal(pair_sq_distances(x, x.double(), i, i), torch.zeros(300, dtype=torch.float64))
+
+
+def test_large_offsets_are_centered_before_rounding():
+    rng = np.random.default_rng(7)
+    real = rng.standard_normal((300, 16)) + 1e4  # float64 input: float32 rounding of 1e4 is 1e-3
+    fake = np.concatenate([real[:100], rng.standard_normal((200, 16)) + 1e4])
+    out = knn_metrics(real, fake, FAMILY, k_pr=3, k_dc=5)
+    for name, k in (("precision", 3), ("recall", 3), ("density", 5), ("coverage", 5)):
+        assert out[name] == _brute(real, fake, k, strict=False)[name], name
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_distances_get_their_own_rounding_bound(dtype):
+    real, fake = _memorised(400, 8, copies=200, seed=8)
+    out = knn_metrics(real, fake, FAMILY, k_pr=3, k_dc=5, dtype=dtype)
+    for name, k in (("precision", 3), ("recall", 3), ("density", 5), ("coverage", 5)):
+        assert out[name] == _brute(real, fake, k, strict=False)[name], name

@@ -66,3 +66,17 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
         raise ValueError(f"dtype must be a floating dtype such as 'float32' or 'float64'; got {dtype!r}")
     return resolved
+
+
+_CENTER_CHUNK_ROWS = 4096
+
+
+def centered(x: torch.Tensor, center: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x - center (N, D) in `dtype`, subtracted in float64 before rounding (a large common offset would
+    otherwise cost its own rounding error), in row chunks so no float64 copy of x is held."""
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    center = center.to(device=x.device, dtype=torch.float64)
+    for start in range(0, x.shape[0], _CENTER_CHUNK_ROWS):
+        rows = slice(start, start + _CENTER_CHUNK_ROWS)
+        out[rows] = x[rows].double() - center
+    return out

@@ -15,6 +15,7 @@ import torch
 from studio.metrics.functional._inputs import (
     FeatureArray,
     as_feature_pair,
+    centered,
     check_enough_samples,
     resolve_dtype,
 )
@@ -68,8 +69,7 @@ def alpha_precision_beta_recall_authenticity(
         raise ValueError(f"num_steps must be >= 2; got {num_steps}")
     compute_dtype = resolve_dtype(dtype)
     center = real_t.mean(dim=0, dtype=torch.float64)
-    real_c = (real_t.to(compute_dtype) - center.to(compute_dtype)).contiguous()
-    fake_c = (fake_t.to(compute_dtype) - center.to(compute_dtype)).contiguous()
+    real_c, fake_c = centered(real_t, center, compute_dtype), centered(fake_t, center, compute_dtype)
     block = block_size or default_block_size(real_t.device)
     real_nn_sq = neighbour_list(real_c, real_t, 1, block).exact_kth(1, torch.arange(real_t.shape[0]))
     _, real_to_fake_index, _, fake_to_real_index = mutual_nearest(real_c, fake_c, block)

@@ -27,7 +27,6 @@ KNN_METRICS = ("precision", "recall", "density", "coverage", "realism", "rarity"
 KNN_PROTOCOLS = ("paper", "nvlabs")
 # The official improved precision/recall code adds this to the squared distance in the realism score.
 OFFICIAL_REALISM_EPS = 1e-5
-ROW_METRICS = ("precision", "density", "realism", "rarity")
 
 
 class CrossPass:
@@ -280,8 +279,9 @@ class CrossPass:
         """Recompute the row metrics of `fake_rows` entry by entry (see `_settle`)."""
         n_real = self.real.shape[0]
         real_index = self._real_index(torch.arange(n_real, device=self.real.device))
-        for start in range(0, fake_rows.shape[0], self._chunk(fake_rows.shape[0], n_real)):
-            rows = fake_rows[start : start + self._chunk(fake_rows.shape[0], n_real)]
+        step = self._chunk(fake_rows.shape[0], n_real)
+        for start in range(0, fake_rows.shape[0], step):
+            rows = fake_rows[start : start + step]
             distance_sq = fast_terms(self.fake_terms[rows], self.real_distance_terms)
             scale = (self.fake_norms[rows].unsqueeze(1) + self.real_norms.unsqueeze(0)) ** 2
             inside = {}
@@ -320,7 +320,7 @@ class CrossPass:
             )
             distance_sq[near[:, 0], near[:, 1]] = exact.to(distance_sq)
         ratio = self.realism_radius_sq.unsqueeze(0) / (distance_sq.clamp(min=0) + self.realism_offset)
-        # A zero kept radius never occurs (it is dropped to 0 only when not kept): 0/0 is not a match.
+        # 0/0 (a fake on a kept real of radius 0, or a dropped ball) is no match.
         return torch.nan_to_num(ratio, nan=0.0, posinf=float("inf")).amax(dim=1)
 
     def _resolve_columns(self, real_columns: torch.Tensor, per_column: dict[str, torch.Tensor]) -> None:

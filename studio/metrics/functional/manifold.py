@@ -20,6 +20,7 @@ from studio.metrics.functional._inputs import (
     FeatureArray,
     as_feature_pair,
     as_features,
+    centered,
     check_enough_samples,
     resolve_dtype,
 )
@@ -83,7 +84,7 @@ class RealManifold:
         self.block_size = default_block_size(real_t.device) if block_size is None else block_size
         self.source = real_t
         self.center = real_t.mean(dim=0, dtype=torch.float64)
-        self.features = (real_t.to(self.dtype) - self.center.to(self.dtype)).contiguous()
+        self.features = centered(real_t, self.center, self.dtype)
         self.sq_norms = (self.features * self.features).sum(dim=1)
         with fp32_precision(allow_tf32):
             left = augment_left(self.features, self.sq_norms)
@@ -95,7 +96,8 @@ class RealManifold:
         float64 on the CPU (see `exact`); computed on first use per k."""
         if not 1 <= k <= self.k_max:
             raise ValueError(f"k={k} is outside the radii computed for this RealManifold (1..{self.k_max})")
-        return self.neighbours.exact_kth(k, torch.arange(self.features.shape[0]))
+        with fp32_precision(self.allow_tf32):  # rows recomputed in full use the matmul
+            return self.neighbours.exact_kth(k, torch.arange(self.features.shape[0]))
 
     def radii_sq(self, k: int) -> torch.Tensor:
         """`exact_radii_sq(k)` rounded to the working dtype, on the features' device; (N,)."""
@@ -109,7 +111,7 @@ class RealManifold:
         """Validate fake features (M, D); returns them as given (on this manifold's device) and in
         this manifold's centered frame."""
         _, fake_t = as_feature_pair(self.features, fake)
-        return fake_t, (fake_t.to(self.dtype) - self.center.to(self.dtype)).contiguous()
+        return fake_t, centered(fake_t, self.center, self.dtype)
 
     def evaluate(
         self,

@@ -20,7 +20,13 @@ def _distances(rows: torch.Tensor, columns: torch.Tensor, col_batch: int) -> tor
     n_cols = columns.shape[0]
     n_batches = (n_cols - 1) // col_batch + 1
     padded = torch.nn.functional.pad(columns, (0, 0, 0, -n_cols % n_batches))
-    parts = [torch.cdist(rows.unsqueeze(0), part.unsqueeze(0))[0] for part in padded.chunk(n_batches)]
+    # torch.cdist takes its matmul formula above 25 rows and columns, as on NVlabs' GPUs; PyTorch has
+    # no float16 kernel for the direct formula on the CPU, so smaller sets use the matmul there too.
+    mode = "use_mm_for_euclid_dist" if rows.device.type == "cpu" else "use_mm_for_euclid_dist_if_necessary"
+    parts = [
+        torch.cdist(rows.unsqueeze(0), part.unsqueeze(0), compute_mode=mode)[0]
+        for part in padded.chunk(n_batches)
+    ]
     return torch.cat(parts, dim=1)[:, :n_cols]
 
 
