@@ -25,6 +25,8 @@ INCEPTION_WEIGHTS = WeightsSpec(
 class InceptionBackbone(Backbone):
     """FID Inception-v3 (TF 2015-12-05 graph): "pool" [N, 2048] and, with a classifier, "logits" [N, 1008]."""
 
+    channels_last = True
+
     def __init__(self, network: InceptionV3FID, weights_id: str):
         super().__init__()
         self.network = network
@@ -80,6 +82,8 @@ def random_inception(weights: str | None = None, seed: int = 0) -> InceptionBack
 
 class RandomCNN(Backbone):
     """Four stride-2 3x3 conv+ReLU layers at 64x64: "pool" [N, 256], "logits" [N, 100]. Fast and offline."""
+
+    channels_last = True
 
     def __init__(self, seed: int):
         super().__init__()

@@ -27,7 +27,15 @@ class ConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(out_ch, eps=1e-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        if self.training:
+            return F.relu(self.bn(self.conv(x)))
+        # Frozen statistics: the batch norm folds into the convolution's weights and bias, one pass
+        # less over every activation (outputs differ by float rounding only).
+        bn = self.bn
+        scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+        weight = self.conv.weight * scale.view(-1, 1, 1, 1)
+        bias = bn.bias - bn.running_mean * scale
+        return F.relu(F.conv2d(x, weight, bias, self.conv.stride, self.conv.padding), inplace=True)
 
 
 def _avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:

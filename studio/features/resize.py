@@ -33,11 +33,15 @@ def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Te
     out_h, out_w = size
     y_low, y_high, y_frac = _source_coordinates(images.shape[2], out_h, images.device)
     x_low, x_high, x_frac = _source_coordinates(images.shape[3], out_w, images.device)
-    rows_low = images[:, :, y_low, :]
-    rows_high = images[:, :, y_high, :]
-    x_frac = x_frac.view(1, 1, 1, out_w).to(images.dtype)
-    top = rows_low[..., x_low] + (rows_low[..., x_high] - rows_low[..., x_low]) * x_frac
-    bottom = rows_high[..., x_low] + (rows_high[..., x_high] - rows_high[..., x_low]) * x_frac
+    # Each source row that the output uses is interpolated along x once (at most min(H, 2 out_H) rows),
+    # then picked for the top and bottom of every output row: the same float operations on the same
+    # values as interpolating every picked row, at a fraction of the work when upscaling.
+    used = torch.unique(torch.cat([y_low, y_high]))
+    source = images.index_select(2, used)
+    left, right = source.index_select(3, x_low), source.index_select(3, x_high)
+    rows = left + (right - left) * x_frac.view(1, 1, 1, out_w).to(images.dtype)
+    top = rows.index_select(2, torch.searchsorted(used, y_low))
+    bottom = rows.index_select(2, torch.searchsorted(used, y_high))
     return top + (bottom - top) * y_frac.view(1, 1, out_h, 1).to(images.dtype)
 
 
