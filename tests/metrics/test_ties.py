@@ -158,3 +158,25 @@ def test_half_precision_distances_get_their_own_rounding_bound(dtype):
     out = knn_metrics(real, fake, FAMILY, k_pr=3, k_dc=5, dtype=dtype)
     for name, k in (("precision", 3), ("recall", 3), ("density", 5), ("coverage", 5)):
         assert out[name] == _brute(real, fake, k, strict=False)[name], name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_authenticity_picks_the_exact_nearest_real(dtype):
+    rng = np.random.default_rng(9)
+    real = (rng.integers(0, 3, (300, 8)) + 300.0).astype(np.float32)  # lattice: many equidistant reals
+    fake = (rng.integers(0, 3, (200, 8)) + 300.5).astype(np.float32)
+    clusters = np.concatenate([rng.standard_normal((1000, 4)) + 300, rng.standard_normal((1000, 4)) - 300])
+    for real_x, fake_x in (
+        (real, fake),
+        (clusters[::2].astype(np.float32), clusters[1::4].astype(np.float32)),
+    ):
+        fr = cdist(fake_x.astype(np.float64), real_x.astype(np.float64), "sqeuclidean")
+        rr = cdist(real_x.astype(np.float64), real_x.astype(np.float64), "sqeuclidean")
+        np.fill_diagonal(rr, np.inf)
+        real_nn = rr.min(axis=1)
+        paper = np.mean(fr.min(axis=1) > real_nn[fr.argmin(axis=1)])  # argmin: the lowest index on ties
+        authors = np.mean(real_nn[fr.argmin(axis=0)] < fr.min(axis=0))
+        got = alpha_precision_beta_recall_authenticity(real_x, fake_x, dtype=dtype)
+        assert got["authenticity"] == paper
+        got = alpha_precision_beta_recall_authenticity(real_x, fake_x, dtype=dtype, protocol="authors")
+        assert got["authenticity"] == authors

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ops.environment import fp32_precision
 from studio.metrics.functional._inputs import (
     FeatureArray,
     as_feature_pair,
@@ -19,9 +20,8 @@ from studio.metrics.functional._inputs import (
     check_enough_samples,
     resolve_dtype,
 )
-from studio.metrics.functional.exact import pair_sq_distances
-from studio.metrics.functional.knn import default_block_size, mutual_nearest
-from studio.metrics.functional.manifold import neighbour_list
+from studio.metrics.functional.knn import default_block_size
+from studio.metrics.functional.manifold import cross_neighbour_lists, neighbour_list
 
 AUTHENTICITY_PROTOCOLS = ("paper", "authors")
 
@@ -49,7 +49,8 @@ def alpha_precision_beta_recall_authenticity(
       that real sample is from its own nearest other real (the paper's definition).
       `protocol="authors"`: as the authors' code computes it, averaged over reals: share of reals i
       with real_nn[j] < d(real_i, fake_j), j = i's nearest fake used as a real index (needs M <= N).
-    Nearest-neighbour distances are exact for ties and duplicates (`exact.pair_sq_distances`).
+    Nearest neighbours and their distances are exact (`exact.NeighbourList`): equidistant candidates are
+    compared with exact distances, the lowest index winning a tie.
     Returns {"alphas", "alpha_precision_curve", "beta_recall_curve" (arrays), "delta_precision_alpha",
     "delta_recall_beta", "authenticity" (floats)}.
     """
@@ -71,11 +72,12 @@ def alpha_precision_beta_recall_authenticity(
     center = real_t.mean(dim=0, dtype=torch.float64)
     real_c, fake_c = centered(real_t, center, compute_dtype), centered(fake_t, center, compute_dtype)
     block = block_size or default_block_size(real_t.device)
-    real_nn_sq = neighbour_list(real_c, real_t, 1, block).exact_kth(1, torch.arange(real_t.shape[0]))
-    _, real_to_fake_index, _, fake_to_real_index = mutual_nearest(real_c, fake_c, block)
     every_real, every_fake = torch.arange(real_t.shape[0]), torch.arange(fake_t.shape[0])
-    real_to_fake_sq = pair_sq_distances(real_t, fake_t, every_real, real_to_fake_index.cpu())
-    fake_to_real_sq = pair_sq_distances(fake_t, real_t, every_fake, fake_to_real_index.cpu())
+    with fp32_precision(False):
+        real_nn_sq = neighbour_list(real_c, real_t, 1, block).exact_kth(1, every_real)
+        real_to_fake, fake_to_real = cross_neighbour_lists(real_c, real_t, fake_c, fake_t, block)
+        real_to_fake_sq, real_to_fake_index = real_to_fake.exact_nearest(every_real)
+        fake_to_real_sq, fake_to_real_index = fake_to_real.exact_nearest(every_fake)
 
     def to_numpy(x: torch.Tensor) -> np.ndarray:
         return x.double().cpu().numpy()
@@ -87,7 +89,8 @@ def alpha_precision_beta_recall_authenticity(
     alpha_precision = (fake_to_center[None, :] <= radii[:, None]).mean(axis=1)
 
     fake_center = fake_c.double().mean(dim=0)
-    closest_fake_to_fake_center = to_numpy((fake_c.double()[real_to_fake_index] - fake_center).norm(dim=1))
+    nearest_fakes = fake_c.double()[real_to_fake_index.to(fake_c.device)]
+    closest_fake_to_fake_center = to_numpy((nearest_fakes - fake_center).norm(dim=1))
     closest_radii = np.quantile(closest_fake_to_fake_center, alphas)
     covered = to_numpy(real_to_fake_sq) <= to_numpy(real_nn_sq)
     beta_recall = (covered[None, :] & (closest_fake_to_fake_center[None, :] <= closest_radii[:, None])).mean(

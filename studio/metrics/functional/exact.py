@@ -59,18 +59,32 @@ def pair_sq_distances(
 
 
 class NeighbourList:
-    """Fast sorted k-NN squared distances (N, K) with their indices, and exact radii on demand.
+    """Fast sorted k-NN squared distances (N, K) from rows of `source` to rows of `target` with their
+    indices, and exact values on demand. Without `target` the list is of a set's own other rows.
 
-    `source` is the caller's uncentered (N, D) features (the exact path's input), `norms` (N,) the
-    centered row norms that scale the fast values' rounding bound `eps`, and `recompute_rows(rows)` the
-    fast squared distances (R, N) from `rows` to every row (self = +inf), for the rows whose list is
-    too short to settle their k-th neighbour.
+    `source`, `target` are the caller's uncentered features (the exact path's input), `norms` and
+    `target_norms` their centered row norms, which scale the fast values' rounding bound `eps`, and
+    `recompute_rows(rows)` the fast squared distances (R, N_target) from `rows` to every target row
+    (self = +inf in a set's own list), for the rows whose list is too short to settle them.
     """
 
-    def __init__(self, values, index, source, norms, eps, recompute_rows) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        values,
+        index,
+        source,
+        norms,
+        eps,
+        recompute_rows,
+        target=None,
+        target_norms=None,  # noqa: ANN001
+    ) -> None:
         self.values, self.index, self.source = values, index, source
         self.norms, self.eps, self.recompute_rows = norms.double(), eps, recompute_rows
-        self.max_norm = self.norms.max()
+        self.target = source if target is None else target
+        self.target_norms = self.norms if target_norms is None else target_norms.double()
+        self.max_norm = self.target_norms.max()
+        self.n_candidates = self.target.shape[0] - (1 if target is None else 0)
         self._exact: dict[int, torch.Tensor] = {}
 
     def exact_kth(self, k: int, rows: torch.Tensor) -> torch.Tensor:
@@ -87,45 +101,52 @@ class NeighbourList:
         rows = rows.cpu()
         missing = rows[torch.isnan(cache[rows])].unique()
         if missing.numel():
-            cache[missing] = self._settle(k, missing)
+            cache[missing] = self._settle(k, missing)[0]
         return cache[rows]
 
-    def _settle(self, k: int, rows: torch.Tensor) -> torch.Tensor:
+    def exact_nearest(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact squared distance from each of `rows` (R,) to its nearest target row, and that row's
+        index (the lowest among exactly equidistant ones, as numpy's argmin); (R,) float64 and long."""
+        return self._settle(1, rows.cpu())
+
+    def _settle(self, k: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         device_rows = rows.to(self.values.device)
         values = self.values[device_rows].double().cpu()
         index = self.index[device_rows]
         own = self.norms[device_rows]
-        listed_bound = (self.eps * (own + self.norms[index].amax(dim=1)) ** 2).cpu().unsqueeze(1)
+        listed_bound = (self.eps * (own + self.target_norms[index].amax(dim=1)) ** 2).cpu().unsqueeze(1)
         unlisted_bound = (self.eps * (own + self.max_norm) ** 2).cpu().unsqueeze(1)
         complete = (values[:, -1:] - unlisted_bound > values[:, k - 1 : k] + listed_bound).squeeze(1)
-        complete |= values.shape[1] == self.source.shape[0] - 1
-        result = torch.empty(rows.shape[0], dtype=torch.float64)
+        complete |= values.shape[1] == self.n_candidates
+        result = torch.empty(rows.shape[0], dtype=torch.float64), torch.empty(rows.shape[0], dtype=torch.long)
         short = torch.nonzero(~complete).flatten()
-        step = max(1, _FULL_ROW_ELEMENTS // self.source.shape[0])
+        step = max(1, _FULL_ROW_ELEMENTS // self.target.shape[0])
         for start in range(0, short.shape[0], step):
-            positions = short[start : start + step]
-            full = self.recompute_rows(rows[positions]).double().cpu()
-            result[positions] = self._kth_of(k, rows[positions], full, None, 2 * unlisted_bound[positions])
+            at = short[start : start + step]
+            full = self.recompute_rows(rows[at]).double().cpu()
+            result[0][at], result[1][at] = self._kth_of(k, rows[at], full, None, 2 * unlisted_bound[at])
         done = torch.nonzero(complete).flatten()
         if done.numel():
-            result[done] = self._kth_of(
-                k, rows[done], values[done], index.cpu()[done], 2 * listed_bound[done]
+            listed = index.cpu()[done]
+            result[0][done], result[1][done] = self._kth_of(
+                k, rows[done], values[done], listed, 2 * listed_bound[done]
             )
         return result
 
     def _kth_of(
         self, k: int, rows: torch.Tensor, values: torch.Tensor, index: torch.Tensor | None, band: torch.Tensor
-    ) -> torch.Tensor:
-        """k-th smallest exact value per row from fast candidate values (R, L) (indices, or None when
-        the values cover every column), the fast k-th value being the k-th smallest of the list."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """k-th smallest exact value per row, and its column, from fast candidate values (R, L) (their
+        columns `index`, or None when the values cover every column)."""
         kth = values.kthvalue(k, dim=1, keepdim=True).values
         below = (values < kth - band).sum(dim=1)
         near = torch.nonzero((values - kth).abs() <= band)
         columns = near[:, 1] if index is None else index[near[:, 0], near[:, 1]]
-        exact = pair_sq_distances(self.source, self.source, rows[near[:, 0]], columns)
-        # Sort by (row, exact value); each row's pick is its (k - below)-th entry.
-        by_value = torch.sort(exact).indices
-        grouped = by_value[torch.sort(near[by_value, 0], stable=True).indices]
+        exact = pair_sq_distances(self.source, self.target, rows[near[:, 0]], columns)
+        # Sort by (row, exact value, column); each row's pick is its (k - below)-th entry.
+        order = torch.sort(columns, stable=True).indices
+        order = order[torch.sort(exact[order], stable=True).indices]
+        order = order[torch.sort(near[order, 0], stable=True).indices]
         counts = torch.bincount(near[:, 0], minlength=rows.shape[0])
-        starts = torch.cumsum(counts, 0) - counts
-        return exact[grouped[starts + (k - 1 - below)]]
+        pick = order[torch.cumsum(counts, 0) - counts + (k - 1 - below)]
+        return exact[pick], columns[pick]

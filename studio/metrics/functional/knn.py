@@ -190,29 +190,29 @@ def nearest_neighbours(
 
 
 def mutual_nearest(
-    a: torch.Tensor, b: torch.Tensor, block_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Nearest neighbour of every row of a (N, D) in b (M, D) and of every row of b in a.
-
-    Returns squared distances and indices: (a_to_b (N,), a_to_b_index (N,), b_to_a (M,), b_to_a_index (M,)).
+    a: torch.Tensor, b: torch.Tensor, k: int, block_size: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The k nearest rows of b for every row of a (N, D), and the k nearest rows of a for every row of
+    b (M, D), in one blocked pass: ((squared distances (N, k), indices), (squared distances (M, k),
+    indices)), ascending (k capped at the other set's size). Fast matmul values, as `nearest_neighbours`.
     """
     left, right = augment_left(a, (a * a).sum(dim=1)), augment_right(b, (b * b).sum(dim=1))
-    a_best = torch.full((a.shape[0],), float("inf"), dtype=a.dtype, device=a.device)
-    a_index = torch.zeros(a.shape[0], dtype=torch.long, device=a.device)
-    b_best = torch.full((b.shape[0],), float("inf"), dtype=a.dtype, device=a.device)
-    b_index = torch.zeros(b.shape[0], dtype=torch.long, device=a.device)
+    ka, kb = min(k, b.shape[0]), min(k, a.shape[0])
+    a_best = (torch.full((a.shape[0], ka), float("inf"), dtype=a.dtype, device=a.device),)
+    a_best += (torch.zeros((a.shape[0], ka), dtype=torch.long, device=a.device),)
+    b_best = (torch.full((b.shape[0], kb), float("inf"), dtype=a.dtype, device=a.device),)
+    b_best += (torch.zeros((b.shape[0], kb), dtype=torch.long, device=a.device),)
     row_block, col_block = block_shape(block_size, a.shape[0], b.shape[0])
     workspace = Workspace()
     for rows in block_ranges(a.shape[0], row_block):
         for cols in block_ranges(b.shape[0], col_block):
             out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, a)
             d = pairwise_terms(left[rows], right[cols], out)
-            row_min, row_arg = d.min(dim=1)
-            better = row_min < a_best[rows]
-            a_best[rows] = torch.where(better, row_min, a_best[rows])
-            a_index[rows] = torch.where(better, row_arg + cols.start, a_index[rows])
-            col_min, col_arg = d.min(dim=0)
-            better = col_min < b_best[cols]
-            b_best[cols] = torch.where(better, col_min, b_best[cols])
-            b_index[cols] = torch.where(better, col_arg + rows.start, b_index[cols])
-    return a_best.clamp_(min=0), a_index, b_best.clamp_(min=0), b_index
+            values, index = row_smallest_k(d, ka)
+            merged = _merge_smallest((a_best[0][rows], a_best[1][rows]), (values, index + cols.start), ka)
+            a_best[0][rows], a_best[1][rows] = merged
+            column = d.topk(min(kb, d.shape[0]), dim=0, largest=False)
+            candidates = (column.values.T, column.indices.T + rows.start)
+            merged = _merge_smallest((b_best[0][cols], b_best[1][cols]), candidates, kb)
+            b_best[0][cols], b_best[1][cols] = merged
+    return (a_best[0].clamp_(min=0), a_best[1]), (b_best[0].clamp_(min=0), b_best[1])

@@ -30,6 +30,7 @@ from studio.metrics.functional.knn import (
     augment_left,
     augment_right,
     default_block_size,
+    mutual_nearest,
     nearest_neighbours,
     pairwise_terms,
 )
@@ -56,6 +57,33 @@ def neighbour_list(
     norms = left[:, -1].clamp(min=0).sqrt()
     return NeighbourList(
         values, index, source, norms, rounding_bound(centered.shape[1], centered.dtype), recompute_rows
+    )
+
+
+def cross_neighbour_lists(
+    a: torch.Tensor, a_source: torch.Tensor, b: torch.Tensor, b_source: torch.Tensor, block_size: int
+) -> tuple[NeighbourList, NeighbourList]:
+    """Nearest-neighbour lists between two centered sets a (N, D) and b (M, D) (one blocked pass):
+    the rows of b nearest to each row of a, and the rows of a nearest to each row of b."""
+    (a_values, a_index), (b_values, b_index) = mutual_nearest(a, b, 1 + _SPARE_NEIGHBOURS, block_size)
+    a_left, b_left = augment_left(a, (a * a).sum(dim=1)), augment_left(b, (b * b).sum(dim=1))
+    a_right, b_right = augment_right(a, a_left[:, -1]), augment_right(b, b_left[:, -1])
+    a_norms, b_norms = a_left[:, -1].clamp(min=0).sqrt(), b_left[:, -1].clamp(min=0).sqrt()
+    eps = rounding_bound(a.shape[1], a.dtype)
+
+    def a_rows(rows: torch.Tensor) -> torch.Tensor:
+        return pairwise_terms(a_left[rows.to(a.device)], b_right)
+
+    def b_rows(rows: torch.Tensor) -> torch.Tensor:
+        return pairwise_terms(b_left[rows.to(b.device)], a_right)
+
+    return (
+        NeighbourList(
+            a_values, a_index, a_source, a_norms, eps, a_rows, target=b_source, target_norms=b_norms
+        ),
+        NeighbourList(
+            b_values, b_index, b_source, b_norms, eps, b_rows, target=a_source, target_norms=a_norms
+        ),
     )
 
 
