@@ -36,8 +36,14 @@ from studio.metrics.functional.knn import (
 )
 from studio.metrics.functional.nvlabs_pr import nvlabs_precision_recall
 
-# Neighbours kept beyond k_max, so the exact k-th neighbour is settled from the list in all but rare rows.
-_SPARE_NEIGHBOURS = 4
+
+def spare_neighbours(dim: int) -> int:
+    """Neighbours kept beyond k, so that the exact k-th neighbour is settled from the list in all but
+    rare rows (the others are recomputed in full). The rounding band around the k-th distance widens
+    with the depth: rows whose band reached past the list, standard normal features, 5k-10k points:
+    64-d 1 % with 1 spare, 2048-d 27 % with 1, 4 % with 2 and 0.06 % with 4. A spare costs about 4 %
+    of a k-NN pass."""
+    return 1 if dim <= 128 else 4
 
 
 def neighbour_list(
@@ -45,7 +51,9 @@ def neighbour_list(
 ) -> NeighbourList:
     """The k nearest other rows of centered (N, D) (plus spares) as a `NeighbourList` over `source`."""
     left = augment_left(centered, (centered * centered).sum(dim=1)) if left is None else left
-    values, index = nearest_neighbours(centered, k + _SPARE_NEIGHBOURS, block_size, left=left)
+    values, index = nearest_neighbours(
+        centered, k + spare_neighbours(centered.shape[1]), block_size, left=left
+    )
     right = augment_right(centered, left[:, -1])
 
     def recompute_rows(rows: torch.Tensor) -> torch.Tensor:
@@ -65,7 +73,9 @@ def cross_neighbour_lists(
 ) -> tuple[NeighbourList, NeighbourList]:
     """Nearest-neighbour lists between two centered sets a (N, D) and b (M, D) (one blocked pass):
     the rows of b nearest to each row of a, and the rows of a nearest to each row of b."""
-    (a_values, a_index), (b_values, b_index) = mutual_nearest(a, b, 1 + _SPARE_NEIGHBOURS, block_size)
+    (a_values, a_index), (b_values, b_index) = mutual_nearest(
+        a, b, 1 + spare_neighbours(a.shape[1]), block_size
+    )
     a_left, b_left = augment_left(a, (a * a).sum(dim=1)), augment_left(b, (b * b).sum(dim=1))
     a_right, b_right = augment_right(a, a_left[:, -1]), augment_right(b, b_left[:, -1])
     a_norms, b_norms = a_left[:, -1].clamp(min=0).sqrt(), b_left[:, -1].clamp(min=0).sqrt()
