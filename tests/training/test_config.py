@@ -252,6 +252,17 @@ def test_evaluation_settings_fail_at_start_naming_the_eval_key(tmp_path, tiny_cf
         run.train(
             tiny_cfg(run_dir, "eval.metrics=[kid]", "eval.backbone=random_cnn", "+eval.options.kid.subset=3")
         )
+    with pytest.raises(
+        ConfigError, match=r"^eval: fid\(\) has no protocol 'clean-fid'; valid: \['torch-fidelity'"
+    ):
+        run.train(
+            tiny_cfg(
+                run_dir,
+                "eval.metrics=[fid]",
+                "eval.backbone=random_cnn",
+                "eval.options.fid.protocol=clean-fid",
+            )
+        )
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         run.train(tiny_cfg(run_dir, "eval.metrics=[fid]", f"eval.weights={tmp_path / 'nowhere.pth'}"))
     assert not run_dir.exists()  # nothing was written: no run dir, no config.yaml
