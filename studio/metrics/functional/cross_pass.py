@@ -9,6 +9,9 @@ distances for the entries still in doubt (`_resolve_rows`, `_resolve_columns`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -23,6 +26,9 @@ from studio.metrics.functional.knn import (
 )
 from studio.metrics.functional.knn import pairwise_terms as fast_terms
 
+if TYPE_CHECKING:  # manifold.py imports this module
+    from studio.metrics.functional.manifold import RealManifold
+
 KNN_METRICS = ("precision", "recall", "density", "coverage", "realism", "rarity")
 KNN_PROTOCOLS = ("paper", "nvlabs")
 # The official improved precision/recall code adds this to the squared distance in the realism score.
@@ -34,7 +40,7 @@ class CrossPass:
 
     def __init__(
         self,
-        manifold,  # noqa: ANN001 - a RealManifold (imported the other way round)
+        manifold: RealManifold,
         fake: torch.Tensor,
         fake_source: torch.Tensor,
         fake_neighbours: NeighbourList | None,
@@ -258,8 +264,12 @@ class CrossPass:
         return max(1, min(n, knn_block_elements() // max(other, 1)))
 
     def _settle(
-        self, distance_sq: torch.Tensor, radius_sq: torch.Tensor, tolerance: torch.Tensor, exact_pairs
-    ) -> torch.Tensor:  # noqa: ANN001
+        self,
+        distance_sq: torch.Tensor,
+        radius_sq: torch.Tensor,
+        tolerance: torch.Tensor,
+        exact_pairs: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         """Ball membership of a block of fast squared distances against fast radii (broadcastable),
         with `tolerance` bounding both fast values' rounding; entries within it are decided by
         `exact_pairs(band)` -> (exact distance, exact radius) for the band's (row, col) positions."""
@@ -344,7 +354,9 @@ class CrossPass:
                 radius_sq = self.radius_sq[k][cols]
                 tolerance = self.eps * (scale + radius_sq.unsqueeze(0))
 
-                def real_balls(band: torch.Tensor, k: int = k, reals: torch.Tensor = reals) -> tuple:
+                def real_balls(
+                    band: torch.Tensor, k: int = k, reals: torch.Tensor = reals
+                ) -> tuple[torch.Tensor, torch.Tensor]:
                     return exact_distance(band), self.real_neighbours.exact_kth(k, reals[band[:, 1]])
 
                 inside = self._settle(distance_sq, radius_sq.unsqueeze(0), tolerance, real_balls)
@@ -352,7 +364,7 @@ class CrossPass:
             if "recall" in self.wanted:
                 tolerance = self.eps * (scale + self.fake_radius_sq.unsqueeze(1))
 
-                def fake_balls(band: torch.Tensor) -> tuple:
+                def fake_balls(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                     k = self.ks["recall"]
                     return exact_distance(band), self.fake_neighbours.exact_kth(k, fake_index[band[:, 0]])
 

@@ -13,6 +13,7 @@ distances, and ties fall as in exact arithmetic, whatever the blocks or dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -70,14 +71,14 @@ class NeighbourList:
 
     def __init__(
         self,
-        values,
-        index,
-        source,
-        norms,
-        eps,
-        recompute_rows,
-        target=None,
-        target_norms=None,  # noqa: ANN001
+        values: torch.Tensor,
+        index: torch.Tensor,
+        source: torch.Tensor,
+        norms: torch.Tensor,
+        eps: float,
+        recompute_rows: Callable[[torch.Tensor], torch.Tensor],
+        target: torch.Tensor | None = None,
+        target_norms: torch.Tensor | None = None,
     ) -> None:
         self.values, self.index, self.source = values, index, source
         self.norms, self.eps, self.recompute_rows = norms.double(), eps, recompute_rows
