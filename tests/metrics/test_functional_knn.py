@@ -20,7 +20,7 @@ from studio.metrics.functional import (
     rarity_score,
     realism_score,
 )
-from studio.metrics.functional.knn import nearest_neighbours
+from studio.metrics.functional.knn import Augmented, nearest_neighbours
 
 
 def _prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -79,7 +79,7 @@ def test_deep_float32_features_match_prdc_and_brute_force(monkeypatch):
         real, fake, ("precision", "recall", "density", "coverage"), k_pr=5, k_dc=5, strict=True
     )
     assert ours == _prdc(real, fake, 5)  # boundary samples are decided exactly, as in float64
-    got = nearest_neighbours(torch.from_numpy(real), 5, 0)[0].double().sqrt().numpy()
+    got = nearest_neighbours(Augmented(torch.from_numpy(real)), 5, 0)[0].double().sqrt().numpy()
     expected = np.stack([_brute_radii(real.astype(np.float64), k) for k in range(1, 6)], axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -178,7 +178,7 @@ def test_knn_radii_match_brute_force_with_duplicates():
     x[10] = x[20]  # a duplicate is a neighbour at distance 0
     expected = np.stack([_brute_radii(x, k) for k in (1, 2, 3, 4)], axis=1) ** 2
     for block_size in (0, 64, 1000):
-        got = nearest_neighbours(torch.from_numpy(x), 4, block_size)[0].numpy()
+        got = nearest_neighbours(Augmented(torch.from_numpy(x)), 4, block_size)[0].numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert RealManifold(x, k_max=4).radii(1)[10] == pytest.approx(0.0, abs=1e-3)
 

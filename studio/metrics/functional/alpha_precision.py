@@ -20,7 +20,7 @@ from studio.metrics.functional._inputs import (
     check_enough_samples,
     resolve_dtype,
 )
-from studio.metrics.functional.knn import default_block_size
+from studio.metrics.functional.knn import Augmented, default_block_size
 from studio.metrics.functional.manifold import cross_neighbour_lists, neighbour_list
 
 AUTHENTICITY_PROTOCOLS = ("paper", "authors")
@@ -74,8 +74,9 @@ def alpha_precision_beta_recall_authenticity(
     block = block_size or default_block_size(real_t.device)
     every_real, every_fake = torch.arange(real_t.shape[0]), torch.arange(fake_t.shape[0])
     with fp32_precision(False):
-        real_nn_sq = neighbour_list(real_c, real_t, 1, block).exact_kth(1, every_real)
-        real_to_fake, fake_to_real = cross_neighbour_lists(real_c, real_t, fake_c, fake_t, block)
+        real_terms, fake_terms = Augmented(real_c), Augmented(fake_c)
+        real_nn_sq = neighbour_list(real_terms, real_t, 1, block).exact_kth(1, every_real)
+        real_to_fake, fake_to_real = cross_neighbour_lists(real_terms, real_t, fake_terms, fake_t, block)
         real_to_fake_sq, real_to_fake_index = real_to_fake.exact_nearest(every_real)
         fake_to_real_sq, fake_to_real_index = fake_to_real.exact_nearest(every_fake)
 

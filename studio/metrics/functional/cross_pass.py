@@ -18,8 +18,8 @@ import torch
 from ops.cpu_tuning import knn_block_elements
 from studio.metrics.functional.exact import NeighbourList, pair_sq_distances, rounding_bound
 from studio.metrics.functional.knn import (
+    Augmented,
     Workspace,
-    augment_left,
     augment_right,
     block_ranges,
     block_shape,
@@ -41,7 +41,7 @@ class CrossPass:
     def __init__(
         self,
         manifold: RealManifold,
-        fake: torch.Tensor,
+        fake: Augmented,
         fake_source: torch.Tensor,
         fake_neighbours: NeighbourList | None,
         wanted: set[str],
@@ -63,30 +63,27 @@ class CrossPass:
         sort_k = ks["rarity"] if "rarity" in wanted else ks["realism"] if "realism" in wanted else self.base_k
         self.order = manifold.radii_sq(sort_k).argsort()
         self.real = manifold.features[self.order]
-        real_sq = manifold.sq_norms[self.order]
+        real_sq = manifold.terms.sq_norms[self.order]
         self.real_norms = real_sq.clamp(min=0).sqrt()
         self.radius_sq = {k: manifold.radii_sq(k)[self.order] for k in self.needed_k}
         self.real_terms = augment_right(self.real, real_sq - self.radius_sq[self.base_k])
-        self.real_distance_terms = augment_right(self.real, real_sq)
+        self.real_distance_terms = manifold.terms.right[self.order]
         # M_k = M_base + shift_k
         self.shift = {k: self.radius_sq[self.base_k] - self.radius_sq[k] for k in self.needed_k}
         self.largest_radius_sq = self.radius_sq[max(self.needed_k)]
         self.precision_from_density = "density" in wanted and ks["precision"] == ks["density"]
-        self.eps = rounding_bound(fake.shape[1], fake.dtype)
+        self.fake_terms, self.fake_norms, self.fake_source = fake.left, fake.norms, fake_source
+        self.eps = rounding_bound(self.fake_terms.shape[1] - 2, self.fake_terms.dtype)
         # Radii are exact (rounded to the working dtype), so a margin's rounding bound is
         # eps ((|f| + |r|)^2 + radius^2) <= 2 eps |f|^2 + column_tolerance[k][r]: a row term and a
         # column term, so ball masks still compare against per-column thresholds.
         self.column_tolerance = {k: self.eps * (2 * real_sq + self.radius_sq[k]) for k in self.needed_k}
         self.workspace = Workspace()
-        self.fake, self.fake_source = fake, fake_source
-        fake_sq = (fake * fake).sum(dim=1)
-        self.fake_norms = fake_sq.clamp(min=0).sqrt()
-        self.fake_terms = augment_left(fake, fake_sq)
         self.fake_neighbours = fake_neighbours
         self.fake_radius_sq = torch.zeros_like(self.fake_norms)
         if "recall" in wanted:
-            every_fake = torch.arange(fake.shape[0])
-            self.fake_radius_sq = fake_neighbours.exact_kth(ks["recall"], every_fake).to(fake)
+            every_fake = torch.arange(self.fake_terms.shape[0])
+            self.fake_radius_sq = fake_neighbours.exact_kth(ks["recall"], every_fake).to(self.fake_terms)
         self.realism_columns = 0
         if "realism" in wanted:
             radius_sq = self.radius_sq[ks["realism"]]
@@ -102,7 +99,7 @@ class CrossPass:
             self.realism_smallest = positive.min() if positive.numel() else radius_sq.new_tensor(float("inf"))
 
     def buffer(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
-        return self.workspace.get(name, shape[0], shape[1], self.fake)
+        return self.workspace.get(name, shape[0], shape[1], self.fake_terms)
 
     def _inside_exact(self, distance_sq: torch.Tensor, radius_sq: torch.Tensor) -> torch.Tensor:
         return distance_sq < radius_sq if self.strict else distance_sq <= radius_sq
@@ -114,8 +111,8 @@ class CrossPass:
         return self.eps * ((fake_norm + real_norm) ** 2 + radius_sq)
 
     def run(self) -> dict[str, float | int | np.ndarray]:
-        n_fake, n_real = self.fake.shape[0], self.real.shape[0]
-        device, dtype = self.fake.device, self.fake.dtype
+        n_fake, n_real = self.fake_terms.shape[0], self.real.shape[0]
+        device, dtype = self.fake_terms.device, self.fake_terms.dtype
         inf = float("inf")
         # For "some ball contains it" metrics: min of (margin + T) < 0 is certainly inside, min of
         # (margin - T) > 0 certainly outside; in between the row or column is settled entry by entry.
@@ -282,14 +279,14 @@ class CrossPass:
             inside[band[:, 0], band[:, 1]] = decided
         return inside
 
-    def _real_index(self, sorted_columns: torch.Tensor) -> torch.Tensor:
-        return self.order[sorted_columns.to(self.order.device)]
+    def _exact_distances(self, fakes: torch.Tensor, sorted_reals: torch.Tensor) -> torch.Tensor:
+        """Exact squared distances (P,) from fake rows `fakes` to the reals at sorted positions
+        `sorted_reals` (float64, CPU; see `exact.pair_sq_distances`)."""
+        return pair_sq_distances(self.fake_source, self.real_source, fakes, self.order[sorted_reals])
 
     def _resolve_rows(self, fake_rows: torch.Tensor, per_row: dict[str, torch.Tensor]) -> None:
         """Recompute the row metrics of `fake_rows` entry by entry (see `_settle`)."""
-        n_real = self.real.shape[0]
-        real_index = self._real_index(torch.arange(n_real, device=self.real.device))
-        step = self._chunk(fake_rows.shape[0], n_real)
+        step = self._chunk(fake_rows.shape[0], self.real.shape[0])
         for start in range(0, fake_rows.shape[0], step):
             rows = fake_rows[start : start + step]
             distance_sq = fast_terms(self.fake_terms[rows], self.real_distance_terms)
@@ -301,9 +298,8 @@ class CrossPass:
                 def exact_pairs(
                     band: torch.Tensor, k: int = k, rows: torch.Tensor = rows
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-                    reals = real_index[band[:, 1]]
-                    distance = pair_sq_distances(self.fake_source, self.real_source, rows[band[:, 0]], reals)
-                    return distance, self.real_neighbours.exact_kth(k, reals)
+                    distance = self._exact_distances(rows[band[:, 0]], band[:, 1])
+                    return distance, self.real_neighbours.exact_kth(k, self.order[band[:, 1]])
 
                 inside[k] = self._settle(distance_sq, self.radius_sq[k].unsqueeze(0), tolerance, exact_pairs)
             if "precision" in self.wanted:
@@ -315,19 +311,17 @@ class CrossPass:
                 radius_sq = torch.where(inside[k], self.radius_sq[k].unsqueeze(0), float("inf"))
                 per_row["rarity"][rows] = radius_sq.amin(dim=1)
             if "realism" in self.wanted:
-                per_row["realism"][rows] = self._exact_realism(rows, distance_sq, scale, real_index)
+                per_row["realism"][rows] = self._exact_realism(rows, distance_sq, scale)
 
     def _exact_realism(
-        self, rows: torch.Tensor, distance_sq: torch.Tensor, scale: torch.Tensor, real_index: torch.Tensor
+        self, rows: torch.Tensor, distance_sq: torch.Tensor, scale: torch.Tensor
     ) -> torch.Tensor:
         """max_j kept radius_j^2 / d_j^2 per row, with exact distances where the fast ones are within
         their bound of 0 (+inf where a fake coincides with a kept real)."""
         distance_sq = distance_sq.clone()
         near = torch.nonzero(distance_sq <= 2 * self.eps * scale)
         if near.numel():
-            exact = pair_sq_distances(
-                self.fake_source, self.real_source, rows[near[:, 0]], real_index[near[:, 1]]
-            )
+            exact = self._exact_distances(rows[near[:, 0]], near[:, 1])
             distance_sq[near[:, 0], near[:, 1]] = exact.to(distance_sq)
         ratio = self.realism_radius_sq.unsqueeze(0) / (distance_sq.clamp(min=0) + self.realism_offset)
         # 0/0 (a fake on a kept real of radius 0, or a dropped ball) is no match.
@@ -335,19 +329,14 @@ class CrossPass:
 
     def _resolve_columns(self, real_columns: torch.Tensor, per_column: dict[str, torch.Tensor]) -> None:
         """Recompute coverage and recall of the sorted real columns `real_columns` entry by entry."""
-        n_fake = self.fake.shape[0]
-        fake_index = torch.arange(n_fake, device=self.fake.device)
-        step = self._chunk(real_columns.shape[0], n_fake)
+        step = self._chunk(real_columns.shape[0], self.fake_terms.shape[0])
         for start in range(0, real_columns.shape[0], step):
             cols = real_columns[start : start + step]
-            reals = self._real_index(cols)
             distance_sq = fast_terms(self.fake_terms, self.real_distance_terms[cols])
             scale = (self.fake_norms.unsqueeze(1) + self.real_norms[cols].unsqueeze(0)) ** 2
 
-            def exact_distance(band: torch.Tensor, reals: torch.Tensor = reals) -> torch.Tensor:
-                return pair_sq_distances(
-                    self.fake_source, self.real_source, fake_index[band[:, 0]], reals[band[:, 1]]
-                )
+            def exact_distance(band: torch.Tensor, cols: torch.Tensor = cols) -> torch.Tensor:
+                return self._exact_distances(band[:, 0], cols[band[:, 1]])
 
             if "coverage" in self.wanted:
                 k = self.ks["coverage"]
@@ -355,9 +344,11 @@ class CrossPass:
                 tolerance = self.eps * (scale + radius_sq.unsqueeze(0))
 
                 def real_balls(
-                    band: torch.Tensor, k: int = k, reals: torch.Tensor = reals
+                    band: torch.Tensor, k: int = k, cols: torch.Tensor = cols
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-                    return exact_distance(band), self.real_neighbours.exact_kth(k, reals[band[:, 1]])
+                    return exact_distance(band), self.real_neighbours.exact_kth(
+                        k, self.order[cols[band[:, 1]]]
+                    )
 
                 inside = self._settle(distance_sq, radius_sq.unsqueeze(0), tolerance, real_balls)
                 per_column["coverage"][cols] = inside.any(dim=0)
@@ -366,7 +357,7 @@ class CrossPass:
 
                 def fake_balls(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                     k = self.ks["recall"]
-                    return exact_distance(band), self.fake_neighbours.exact_kth(k, fake_index[band[:, 0]])
+                    return exact_distance(band), self.fake_neighbours.exact_kth(k, band[:, 0])
 
                 inside = self._settle(distance_sq, self.fake_radius_sq.unsqueeze(1), tolerance, fake_balls)
                 per_column["recall"][cols] = inside.any(dim=0)

@@ -65,6 +65,16 @@ def augment_right(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class Augmented:
+    """A set x (N, D) as the two matmul operands of its squared distances, built once and shared by
+    every pass over it: left = [x, 1, |x|^2] and right = [-2x, |x|^2, 1] (see `augment_left`)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.sq_norms = (x * x).sum(dim=1)
+        self.left, self.right = augment_left(x, self.sq_norms), augment_right(x, self.sq_norms)
+        self.norms = self.sq_norms.clamp(min=0).sqrt()
+
+
 class Workspace:
     """Reusable block buffers. On a CPU a fresh 128 MiB tensor per block costs more in page faults
     than the matmul that fills it; on a GPU this just spares the caching allocator."""
@@ -132,87 +142,83 @@ def row_smallest_k(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return values, columns.gather(1, positions)
 
 
-def _merge_smallest(
-    best: tuple[torch.Tensor, torch.Tensor], candidates: tuple[torch.Tensor, torch.Tensor], k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    values, positions = torch.cat([best[0], candidates[0]], dim=1).topk(k, dim=1, largest=False)
-    return values, torch.cat([best[1], candidates[1]], dim=1).gather(1, positions)
+class _Nearest:
+    """Running k smallest squared distances (n, k) per row, ascending, with the indices they came from."""
+
+    def __init__(self, n: int, k: int, like: torch.Tensor) -> None:
+        self.k = k
+        self.values = torch.full((n, k), float("inf"), dtype=like.dtype, device=like.device)
+        self.index = torch.zeros((n, k), dtype=torch.long, device=like.device)
+
+    def fold(self, at: slice, values: torch.Tensor, index: torch.Tensor) -> None:
+        """Merge candidate values (len(at), L) and their indices into the rows `at`."""
+        merged, positions = torch.cat([self.values[at], values], dim=1).topk(self.k, dim=1, largest=False)
+        self.index[at] = torch.cat([self.index[at], index], dim=1).gather(1, positions)
+        self.values[at] = merged
+
+    def fold_rows(self, d: torch.Tensor, rows: slice, first_column: int) -> None:
+        """The rows `rows` of a distance block d whose first column is `first_column`."""
+        values, index = row_smallest_k(d, self.k)
+        self.fold(rows, values, index + first_column)
+
+    def fold_columns(self, d: torch.Tensor, columns: slice, first_row: int) -> None:
+        """The columns `columns` of a distance block d whose first row is `first_row`."""
+        best = d.topk(min(self.k, d.shape[0]), dim=0, largest=False)
+        self.fold(columns, best.values.T, best.indices.T + first_row)
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.values.clamp_(min=0), self.index
 
 
-def nearest_neighbours(
-    x: torch.Tensor, k: int, block_size: int, left: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ascending squared distances from each row of x (N, D) to its k nearest other rows, and their
+def nearest_neighbours(x: Augmented, k: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ascending squared distances from each row of a set x (N, D) to its k nearest other rows, and their
     row indices; both (N, k) (k is capped at N - 1).
 
     The sample itself is excluded (its diagonal entry is set to +inf); exact duplicates elsewhere
     count as neighbours at distance 0. Distances are symmetric, so only blocks on or right of the
     diagonal are computed (about half the matmul work): each block serves the k-NN of its rows and,
     through a column-wise top-k, of its columns. CPU blocks span every remaining column.
-    `left` is `augment_left(x, |x|^2)` when the caller has built it already. Values are the fast
-    matmul's (see `pairwise_terms`); `studio.metrics.functional.exact` re-decides near-ties.
+    Values are the fast matmul's (see `pairwise_terms`); `studio.metrics.functional.exact` re-decides
+    near-ties.
     """
-    n = x.shape[0]
+    left, right = x.left, x.right
+    n = left.shape[0]
     k = min(k, n - 1)
-    x_sq = (x * x).sum(dim=1) if left is None else left[:, -1]
-    left = augment_left(x, x_sq) if left is None else left
-    right = augment_right(x, x_sq)
     row_block = block_size if block_size > 0 else symmetric_row_block(n, k)
-    best_values = torch.full((n, k), float("inf"), dtype=x.dtype, device=x.device)
-    best_index = torch.zeros((n, k), dtype=torch.long, device=x.device)
+    best = _Nearest(n, k, left)
     workspace = Workspace()
     row_blocks = list(block_ranges(n, row_block))
     for bi, rows in enumerate(row_blocks):
         column_ranges = row_blocks[bi:] if block_size > 0 else [slice(rows.start, n)]
         for cols in column_ranges:
-            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, x)
+            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, left)
             d = pairwise_terms(left[rows], right[cols], out)
             first_other = 0
             if cols.start == rows.start:
                 first_other = rows.stop - rows.start
                 d[:, :first_other].fill_diagonal_(float("inf"))
-            row_values, row_index = row_smallest_k(d, k)
-            best = _merge_smallest(
-                (best_values[rows], best_index[rows]), (row_values, row_index + cols.start), k
-            )
-            best_values[rows], best_index[rows] = best
+            best.fold_rows(d, rows, cols.start)
             others = d[:, first_other:]
             if others.shape[1]:
-                column_best = others.topk(min(k, others.shape[0]), dim=0, largest=False)
-                targets = slice(cols.start + first_other, cols.stop)
-                best = _merge_smallest(
-                    (best_values[targets], best_index[targets]),
-                    (column_best.values.T, column_best.indices.T + rows.start),
-                    k,
-                )
-                best_values[targets], best_index[targets] = best
-    return best_values.clamp_(min=0), best_index
+                best.fold_columns(others, slice(cols.start + first_other, cols.stop), rows.start)
+    return best.result()
 
 
 def mutual_nearest(
-    a: torch.Tensor, b: torch.Tensor, k: int, block_size: int
+    a: Augmented, b: Augmented, k: int, block_size: int
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """The k nearest rows of b for every row of a (N, D), and the k nearest rows of a for every row of
-    b (M, D), in one blocked pass: ((squared distances (N, k), indices), (squared distances (M, k),
+    """The k nearest rows of b for every row of a set a (N, D), and the k nearest rows of a for every row
+    of b (M, D), in one blocked pass: ((squared distances (N, k), indices), (squared distances (M, k),
     indices)), ascending (k capped at the other set's size). Fast matmul values, as `nearest_neighbours`.
     """
-    left, right = augment_left(a, (a * a).sum(dim=1)), augment_right(b, (b * b).sum(dim=1))
-    ka, kb = min(k, b.shape[0]), min(k, a.shape[0])
-    a_best = (torch.full((a.shape[0], ka), float("inf"), dtype=a.dtype, device=a.device),)
-    a_best += (torch.zeros((a.shape[0], ka), dtype=torch.long, device=a.device),)
-    b_best = (torch.full((b.shape[0], kb), float("inf"), dtype=a.dtype, device=a.device),)
-    b_best += (torch.zeros((b.shape[0], kb), dtype=torch.long, device=a.device),)
-    row_block, col_block = block_shape(block_size, a.shape[0], b.shape[0])
+    n, m = a.left.shape[0], b.left.shape[0]
+    a_best, b_best = _Nearest(n, min(k, m), a.left), _Nearest(m, min(k, n), a.left)
+    row_block, col_block = block_shape(block_size, n, m)
     workspace = Workspace()
-    for rows in block_ranges(a.shape[0], row_block):
-        for cols in block_ranges(b.shape[0], col_block):
-            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, a)
-            d = pairwise_terms(left[rows], right[cols], out)
-            values, index = row_smallest_k(d, ka)
-            merged = _merge_smallest((a_best[0][rows], a_best[1][rows]), (values, index + cols.start), ka)
-            a_best[0][rows], a_best[1][rows] = merged
-            column = d.topk(min(kb, d.shape[0]), dim=0, largest=False)
-            candidates = (column.values.T, column.indices.T + rows.start)
-            merged = _merge_smallest((b_best[0][cols], b_best[1][cols]), candidates, kb)
-            b_best[0][cols], b_best[1][cols] = merged
-    return (a_best[0].clamp_(min=0), a_best[1]), (b_best[0].clamp_(min=0), b_best[1])
+    for rows in block_ranges(n, row_block):
+        for cols in block_ranges(m, col_block):
+            out = workspace.get("d", rows.stop - rows.start, cols.stop - cols.start, a.left)
+            d = pairwise_terms(a.left[rows], b.right[cols], out)
+            a_best.fold_rows(d, rows, cols.start)
+            b_best.fold_columns(d, cols, rows.start)
+    return a_best.result(), b_best.result()

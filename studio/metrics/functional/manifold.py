@@ -27,8 +27,7 @@ from studio.metrics.functional._inputs import (
 from studio.metrics.functional.cross_pass import KNN_METRICS, KNN_PROTOCOLS, CrossPass
 from studio.metrics.functional.exact import NeighbourList, rounding_bound
 from studio.metrics.functional.knn import (
-    augment_left,
-    augment_right,
+    Augmented,
     default_block_size,
     mutual_nearest,
     nearest_neighbours,
@@ -46,53 +45,42 @@ def spare_neighbours(dim: int) -> int:
     return 1 if dim <= 128 else 4
 
 
-def neighbour_list(
-    centered: torch.Tensor, source: torch.Tensor, k: int, block_size: int, left: torch.Tensor | None = None
-) -> NeighbourList:
-    """The k nearest other rows of centered (N, D) (plus spares) as a `NeighbourList` over `source`."""
-    left = augment_left(centered, (centered * centered).sum(dim=1)) if left is None else left
-    values, index = nearest_neighbours(
-        centered, k + spare_neighbours(centered.shape[1]), block_size, left=left
-    )
-    right = augment_right(centered, left[:, -1])
+def neighbour_list(x: Augmented, source: torch.Tensor, k: int, block_size: int) -> NeighbourList:
+    """The k nearest other rows of a centered set x (N, D) (plus spares) as a `NeighbourList` over
+    `source`, its uncentered features."""
+    dim = x.left.shape[1] - 2
+    values, index = nearest_neighbours(x, k + spare_neighbours(dim), block_size)
 
     def recompute_rows(rows: torch.Tensor) -> torch.Tensor:
-        rows = rows.to(left.device)
-        distances = pairwise_terms(left[rows], right)
-        distances[torch.arange(rows.shape[0], device=left.device), rows] = float("inf")
+        rows = rows.to(x.left.device)
+        distances = pairwise_terms(x.left[rows], x.right)
+        distances[torch.arange(rows.shape[0], device=rows.device), rows] = float("inf")
         return distances
 
-    norms = left[:, -1].clamp(min=0).sqrt()
-    return NeighbourList(
-        values, index, source, norms, rounding_bound(centered.shape[1], centered.dtype), recompute_rows
-    )
+    return NeighbourList(values, index, source, x.norms, rounding_bound(dim, x.left.dtype), recompute_rows)
 
 
 def cross_neighbour_lists(
-    a: torch.Tensor, a_source: torch.Tensor, b: torch.Tensor, b_source: torch.Tensor, block_size: int
+    a: Augmented, a_source: torch.Tensor, b: Augmented, b_source: torch.Tensor, block_size: int
 ) -> tuple[NeighbourList, NeighbourList]:
     """Nearest-neighbour lists between two centered sets a (N, D) and b (M, D) (one blocked pass):
     the rows of b nearest to each row of a, and the rows of a nearest to each row of b."""
-    (a_values, a_index), (b_values, b_index) = mutual_nearest(
-        a, b, 1 + spare_neighbours(a.shape[1]), block_size
-    )
-    a_left, b_left = augment_left(a, (a * a).sum(dim=1)), augment_left(b, (b * b).sum(dim=1))
-    a_right, b_right = augment_right(a, a_left[:, -1]), augment_right(b, b_left[:, -1])
-    a_norms, b_norms = a_left[:, -1].clamp(min=0).sqrt(), b_left[:, -1].clamp(min=0).sqrt()
-    eps = rounding_bound(a.shape[1], a.dtype)
+    dim = a.left.shape[1] - 2
+    (a_values, a_index), (b_values, b_index) = mutual_nearest(a, b, 1 + spare_neighbours(dim), block_size)
+    eps = rounding_bound(dim, a.left.dtype)
 
     def a_rows(rows: torch.Tensor) -> torch.Tensor:
-        return pairwise_terms(a_left[rows.to(a.device)], b_right)
+        return pairwise_terms(a.left[rows.to(a.left.device)], b.right)
 
     def b_rows(rows: torch.Tensor) -> torch.Tensor:
-        return pairwise_terms(b_left[rows.to(b.device)], a_right)
+        return pairwise_terms(b.left[rows.to(b.left.device)], a.right)
 
     return (
         NeighbourList(
-            a_values, a_index, a_source, a_norms, eps, a_rows, target=b_source, target_norms=b_norms
+            a_values, a_index, a_source, a.norms, eps, a_rows, target=b_source, target_norms=b.norms
         ),
         NeighbourList(
-            b_values, b_index, b_source, b_norms, eps, b_rows, target=a_source, target_norms=a_norms
+            b_values, b_index, b_source, b.norms, eps, b_rows, target=a_source, target_norms=a.norms
         ),
     )
 
@@ -123,10 +111,9 @@ class RealManifold:
         self.source = real_t
         self.center = real_t.mean(dim=0, dtype=torch.float64)
         self.features = centered(real_t, self.center, self.dtype)
-        self.sq_norms = (self.features * self.features).sum(dim=1)
+        self.terms = Augmented(self.features)
         with fp32_precision(allow_tf32):
-            left = augment_left(self.features, self.sq_norms)
-            self.neighbours = neighbour_list(self.features, real_t, k_max, self.block_size, left=left)
+            self.neighbours = neighbour_list(self.terms, real_t, k_max, self.block_size)
         self.k_max = k_max
 
     def exact_radii_sq(self, k: int) -> torch.Tensor:
@@ -200,11 +187,12 @@ class RealManifold:
         if not wanted:
             return out
         with fp32_precision(self.allow_tf32):
+            fake_terms = Augmented(fake_c)
             fake_neighbours = (
-                neighbour_list(fake_c, fake_t, k_pr, self.block_size) if "recall" in wanted else None
+                neighbour_list(fake_terms, fake_t, k_pr, self.block_size) if "recall" in wanted else None
             )
             cross = CrossPass(
-                self, fake_c, fake_t, fake_neighbours, wanted, ks, strict, realism_percentile, protocol
+                self, fake_terms, fake_t, fake_neighbours, wanted, ks, strict, realism_percentile, protocol
             )
             return out | cross.run()
 
