@@ -3,6 +3,7 @@
     python benchmarks/extract_speed.py                    # 64 images of 32^2 (resized to 299^2), CPU
     python benchmarks/extract_speed.py --size 256 --batch 32
     python benchmarks/extract_speed.py --folder DIGITS    # also extract_features on an image folder
+    python benchmarks/extract_speed.py --folder DIGITS --workers 0   # ... decoding in the main process
     python benchmarks/extract_speed.py --device cuda --batch 256
 
 Ours: `create_backbone("random_inception")` (the FID Inception architecture, seeded weights; the real
@@ -25,6 +26,7 @@ import torchvision
 
 from studio.data import ImageFolderDataset
 from studio.features import create_backbone, extract_features
+from studio.features.extract import default_batch, default_workers
 
 
 def best_times(candidates: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict:
@@ -51,7 +53,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--folder", help="also time extract_features on this image folder (decode included)")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for --folder")
+    parser.add_argument(
+        "--workers", default="auto", help="DataLoader workers for --folder (auto: as studio-eval)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     print(
@@ -85,12 +89,14 @@ def main() -> None:
     if args.folder:
         start = time.perf_counter()
         source = ImageFolderDataset(args.folder)
-        features = extract_features(source, ours, args.batch, device, args.workers, progress=False)
+        workers = default_workers(device) if args.workers == "auto" else int(args.workers)
+        batch = default_batch(device)
+        features = extract_features(source, ours, batch, device, workers, progress=False)
         elapsed = time.perf_counter() - start
         count = features["pool"].shape[0]
         print(
-            f"extract_features on {args.folder} ({args.workers} workers): {count} images in {elapsed:.1f} s, "
-            f"{count / elapsed:.1f} img/s"
+            f"extract_features on {args.folder} (batch {batch} as studio-eval's default, {workers} workers): "
+            f"{count} images in {elapsed:.1f} s, {count / elapsed:.1f} img/s"
         )
 
 

@@ -3,6 +3,7 @@
 Plain torch.distributed (no Lightning), so checkpoint writers and readers at every layer can use it.
 """
 
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def world_size() -> int:

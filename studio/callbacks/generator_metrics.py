@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from studio.features import create_backbone, extract_features, extract_features_cached
+from studio.features import create_backbone, extract_features, extract_features_cached, resolve_batch
 from studio.metrics.compute import (
     check_metric_names,
     check_sample_counts,
@@ -45,7 +45,7 @@ class GeneratorMetrics:
         backbone: str = "inception",
         weights: str | None = None,
         num_real: int | None = None,
-        batch: int = 64,
+        batch: int | str = "auto",
         seed: int = 0,
         options: Mapping[str, Mapping] | None = None,
         views: bool = False,
@@ -69,7 +69,8 @@ class GeneratorMetrics:
             self._backbone = create_backbone(backbone, weights=weights)
             self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         self.path_length = path_length_for(self.metrics, options)
-        self.batch = int(batch)
+        resolve_batch(batch, torch.device("cpu"))  # a bad setting fails now, not at the first tick
+        self.batch = batch  # resolved for the device (and generator resolution) at each call
         self.seed = int(seed)
         self.options = options
         self._real: RealReference | None = None  # prepared at the first tick, reused by the later ones
@@ -91,7 +92,7 @@ class GeneratorMetrics:
         if not fakes:
             return results
         if self._real is None:
-            extract = {"batch_size": self.batch, "device": device}
+            extract = {"batch_size": resolve_batch(self.batch, device), "device": device}
             real = extract_features_cached(
                 self.dataset, self._backbone.to(device), max_items=self.num_real, desc="real", **extract
             )
@@ -111,15 +112,14 @@ class GeneratorMetrics:
         """Features of the num_gen images at truncation `psi`, gathered from every rank's share (whole
         batches: bitwise the one-process features)."""
         backbone = self._backbone.to(device)
-        part = shard(self.num_gen, unit=self.batch)
+        batch = resolve_batch(self.batch, device, G.img_resolution)
+        part = shard(self.num_gen, unit=batch)
 
         def compute() -> dict[str, torch.Tensor]:
             if not len(part):  # a rank may have no image when num_gen < number of processes
                 return {name: torch.zeros(0, dim) for name, dim in backbone.feature_dims.items()}
-            images = sample_images(
-                G, len(part), seed=self.seed + part.start, batch=self.batch, truncation_psi=psi
-            )
-            extract = {"batch_size": self.batch, "device": device, "progress": rank() == 0}
+            images = sample_images(G, len(part), seed=self.seed + part.start, batch=batch, truncation_psi=psi)
+            extract = {"batch_size": batch, "device": device, "progress": rank() == 0}
             return extract_features(images, backbone, max_items=len(part), desc=f"fake psi={psi}", **extract)
 
         return gather_computed(compute, device)

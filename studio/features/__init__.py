@@ -10,7 +10,7 @@ from studio.features.backbone import (
     register_backbone,
 )
 from studio.features.cache import extract_features_cached, feature_cache_key
-from studio.features.extract import extract_features, resolve_device
+from studio.features.extract import extract_features, resolve_batch, resolve_device, resolve_workers
 from studio.features.inception import InceptionV3FID
 from studio.features.inception_weights import load_fid_inception
 from studio.features.resize import quantize_to_uint8, resize_bilinear_tf1
@@ -31,6 +31,8 @@ __all__ = [
     "quantize_to_uint8",
     "register_backbone",
     "resize_bilinear_tf1",
+    "resolve_batch",
     "resolve_device",
     "resolve_weights",
+    "resolve_workers",
 ]

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from ops.environment import fp32_precision
 from studio.features.backbone import Backbone
 from studio.features.resize import quantize_to_uint8
+from studio.runtime import available_cores
 
 ImageSource = torch.Tensor | Dataset | Iterable[torch.Tensor]
 
@@ -20,6 +21,45 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def default_batch(device: torch.device, resolution: int | None = None) -> int:
+    """Images per extraction and generation batch: 64 on CPU (throughput there is flat from 32 to 64
+    images: docs/benchmarks.md); 256 on a GPU, fewer for generated images above 256² (256·(256/R)², at
+    least 8) so that a 1024² generator's activations fit as well as Inception's (about 3 GiB at 256).
+    It depends only on the device type and R, so every rank of a distributed run picks the same."""
+    if device.type != "cuda":
+        return 64
+    if resolution is None or resolution <= 256:
+        return 256
+    return max(8, 256 * 256**2 // resolution**2)
+
+
+def resolve_batch(batch: int | str | None, device: torch.device, resolution: int | None = None) -> int:
+    """`batch` as an int, with "auto" / None meaning `default_batch(device, resolution)`."""
+    if batch is None or batch == "auto":
+        return default_batch(device, resolution)
+    if isinstance(batch, str) or int(batch) < 1:
+        raise ValueError(f"batch must be a positive integer or 'auto', got {batch!r}")
+    return int(batch)
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader processes decoding images while the backbone embeds the previous batch: on a GPU every
+    core but one, up to 8 (a 256² PNG decodes at a few hundred images/s per core); on CPU one, which
+    mostly sleeps, since extraction there is a hundred times slower than decoding."""
+    if device.type == "cuda":
+        return min(8, max(1, available_cores() - 1))
+    return 1
+
+
+def resolve_workers(workers: int | str | None, device: torch.device) -> int:
+    """`workers` as an int, with "auto" / None meaning `default_workers(device)`."""
+    if workers is None or workers == "auto":
+        return default_workers(device)
+    if isinstance(workers, str) or int(workers) < 0:
+        raise ValueError(f"workers must be an integer >= 0 or 'auto', got {workers!r}")
+    return int(workers)
 
 
 def _as_uint8(batch: torch.Tensor) -> torch.Tensor:
@@ -32,7 +72,7 @@ def _images_only(batch) -> torch.Tensor:
 
 
 def _batches(
-    source: ImageSource, batch_size: int, num_workers: int, limit: int | None
+    source: ImageSource, batch_size: int, num_workers: int, limit: int | None, pin_memory: bool
 ) -> Iterator[torch.Tensor]:
     if isinstance(source, torch.Tensor):
         stop = source.shape[0] if limit is None else min(limit, source.shape[0])
@@ -42,7 +82,9 @@ def _batches(
     if isinstance(source, Dataset):
         if limit is not None and limit < len(source):
             source = torch.utils.data.Subset(source, range(limit))
-        source = DataLoader(source, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        source = DataLoader(
+            source, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory
+        )
     seen = 0
     for batch in source:
         images = _images_only(batch)
@@ -66,9 +108,9 @@ def _count(source: ImageSource, limit: int | None) -> int | None:
 def extract_features(
     source: ImageSource,
     backbone: Backbone,
-    batch_size: int = 64,
+    batch_size: int | str | None = None,
     device: str | torch.device | None = None,
-    num_workers: int = 0,
+    num_workers: int | str | None = None,
     progress: bool = True,
     max_items: int | None = None,
     desc: str = "features",
@@ -77,19 +119,25 @@ def extract_features(
 
     source: uint8 [N, 3, H, W] or float [N, 3, H, W] in [-1, 1] (quantised to uint8 first), a Dataset
     whose items are images or (image, label), or an iterable of such batches. max_items: use only the
-    first N images. fp32 throughout (TF32 is not used for extraction), in order, so results are
-    deterministic and independent of the batch size up to float rounding.
+    first N images. batch_size, num_workers (Dataset sources): None or "auto" = `default_batch`,
+    `default_workers` for the device. fp32 throughout (TF32 is not used for extraction), in order, so
+    results are deterministic and independent of the batch size up to float rounding. Features stay on
+    the device until the end: no per-batch synchronisation, so on a GPU the next batch is generated,
+    decoded and copied while the previous one is embedded. The progress bar shows img/s.
     """
     device = resolve_device(device)
+    batch_size = resolve_batch(batch_size, device)
+    num_workers = resolve_workers(num_workers, device)
     backbone = backbone.to(device)
     outputs: dict[str, list[torch.Tensor]] = {name: [] for name in backbone.feature_dims}
     bar = tqdm(total=_count(source, max_items), desc=desc, unit="img", disable=not progress)
+    batches = _batches(source, batch_size, num_workers, max_items, pin_memory=device.type == "cuda")
     with fp32_precision(), bar:
-        for batch in _batches(source, batch_size, num_workers, max_items):
-            features = backbone(_as_uint8(batch.to(device)))
+        for batch in batches:
+            features = backbone(_as_uint8(batch.to(device, non_blocking=True)))
             for name in outputs:
-                outputs[name].append(features[name].cpu())
+                outputs[name].append(features[name])
             bar.update(batch.shape[0])
     if not outputs or not next(iter(outputs.values())):
         raise ValueError(f"no images to extract {desc} from (empty image set)")
-    return {name: torch.cat(chunks) for name, chunks in outputs.items()}
+    return {name: torch.cat(chunks).cpu() for name, chunks in outputs.items()}

@@ -22,7 +22,9 @@ from studio.features import (
     create_backbone,
     extract_features,
     extract_features_cached,
+    resolve_batch,
     resolve_device,
+    resolve_workers,
 )
 from studio.metrics.compute import (
     DEFAULT_METRICS,
@@ -140,14 +142,13 @@ def extract_image_set(
     if image_set.features is not None:
         return image_set.features
     if image_set.generator is not None:
+        G = image_set.generator
+        batch = resolve_batch(extract_kwargs["batch_size"], extract_kwargs["device"], G.img_resolution)
         images = sample_images(
-            image_set.generator,
-            image_set.count,
-            seed=image_set.gen_seed,
-            batch=extract_kwargs["batch_size"],
-            truncation_psi=truncation_psi,
+            G, image_set.count, seed=image_set.gen_seed, batch=batch, truncation_psi=truncation_psi
         )
-        return extract_features(images, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
+        kwargs = {**extract_kwargs, "batch_size": batch}
+        return extract_features(images, backbone, max_items=image_set.count, desc=side, **kwargs)
     extract = extract_features_cached if use_cache else extract_features
     return extract(image_set.dataset, backbone, max_items=image_set.count, desc=side, **extract_kwargs)
 
@@ -176,9 +177,9 @@ def evaluate(
     seed: int = 0,
     num_real: int | None = None,
     num_gen: int | None = None,
-    batch: int = 64,
+    batch: int | str = "auto",
     device: str = "auto",
-    workers: int = 0,
+    workers: int | str = "auto",
     options: Mapping[str, Mapping] | None = None,
     cache: bool = True,
     progress: bool = True,
@@ -196,7 +197,9 @@ def evaluate(
 
     metrics=None means the defaults (fid, kid, pr, dc) plus "is" when the fake set has logits.
     seed only matters for `random_*` backbones; metric seeds are options of the functional calls;
-    gen_seed is the first latent seed of generated images. resolution/resize: image sets must be
+    gen_seed is the first latent seed of generated images. batch, workers: images per generation and
+    extraction batch, DataLoader processes decoding image folders; "auto" = chosen for the device
+    (studio.features.extract.default_batch, default_workers). resolution/resize: image sets must be
     square and of one size unless `resize` (lanczos, bilinear, center_crop) brings them to `resolution`
     (studio.data.ImageFolderDataset); the backbone then applies its own resize protocol.
     """
@@ -215,6 +218,8 @@ def evaluate(
         raise ValueError("psi_sweep generates images at each truncation: pass ckpt=PATH instead of fake=")
     check_truncations(psi_sweep)
     torch_device = resolve_device(device)
+    resolve_batch(batch, torch_device)  # bad settings fail before anything is read
+    resolve_workers(workers, torch_device)
     # Everything that can fail is checked before the first image goes through the backbone: sources
     # readable and counted, checkpoint loaded, weights found, metric names, options and counts.
     sizing = {"resolution": resolution, "resize": resize}

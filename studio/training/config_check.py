@@ -147,7 +147,7 @@ SECTIONS: dict[str, dict[str, Rule]] = {
         "num_real": optional(integer(1)),
         "backbone": backbone_name,
         "weights": optional(text),
-        "batch": integer(1),
+        "batch": either(one_of("auto"), integer(1)),
         "grid": integer(1),
     },
 }

@@ -1,7 +1,6 @@
 """Build a StyleGAN2 training run from the composed Hydra config and run it."""
 
 import logging
-import os
 import secrets
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, Samp
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
 from studio.metrics.compute import metric_outputs
+from studio.runtime import available_cores
 from studio.training.config_check import ConfigError, check_config
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
@@ -184,11 +184,6 @@ def build_strategy(trainer_cfg: DictConfig) -> Any:
     if strategy == GANDDPStrategy.strategy_name or (strategy == "auto" and several):
         return GANDDPStrategy()
     return strategy
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def resolve_workers(cfg: DictConfig) -> None:

@@ -193,6 +193,10 @@ def test_error_messages(folders, tmp_path, capsys):
     assert code == 2 and "give exactly one of fake=PATH (images or .npz) and ckpt=PATH" in err
     code, _, err = _run(capsys, f"real={real}", f"ckpt={tmp_path / 'model.ckpt'}")
     assert code == 2 and f"ckpt={tmp_path / 'model.ckpt'}: no such file or folder" in err
+    code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "batch=0")
+    assert code == 2 and "batch must be a positive integer or 'auto', got 0" in err
+    code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "workers=some")
+    assert code == 2 and "workers must be an integer >= 0 or 'auto', got 'some'" in err
 
 
 def test_help_lists_metrics_backbones_and_ckpt(capsys):

@@ -7,7 +7,15 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from studio.features import create_backbone, extract_features, extract_features_cached, feature_cache_key
+from studio.features import (
+    create_backbone,
+    extract,
+    extract_features,
+    extract_features_cached,
+    feature_cache_key,
+    resolve_batch,
+    resolve_workers,
+)
 from studio.features.cache import features_cache_dir
 
 
@@ -114,3 +122,41 @@ def test_cuda_extraction_matches_cpu_and_is_repeatable():
     assert all(torch.equal(gpu[k], again[k]) for k in gpu)
     for name in cpu:
         torch.testing.assert_close(gpu[name], cpu[name], atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("device", "resolution", "expected"),
+    [("cpu", None, 64), ("cpu", 1024, 64), ("cuda", None, 256), ("cuda", 256, 256), ("cuda", 512, 64)]
+    + [("cuda", 1024, 16), ("cuda", 8192, 8)],
+)
+def test_auto_batch_is_chosen_for_the_device_and_generator_size(device, resolution, expected):
+    assert resolve_batch("auto", torch.device(device), resolution) == expected
+    assert resolve_batch(None, torch.device(device), resolution) == expected
+    assert resolve_batch(48, torch.device(device), resolution) == 48
+
+
+@pytest.mark.parametrize("bad", [0, -3, "big"])
+def test_bad_batch_setting_is_refused(bad):
+    with pytest.raises(ValueError, match=f"batch must be a positive integer or 'auto', got {bad!r}"):
+        resolve_batch(bad, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("bad", [-1, "many"])
+def test_bad_workers_setting_is_refused(bad):
+    with pytest.raises(ValueError, match=f"workers must be an integer >= 0 or 'auto', got {bad!r}"):
+        resolve_workers(bad, torch.device("cpu"))
+
+
+def test_auto_workers(monkeypatch):
+    monkeypatch.setattr(extract, "available_cores", lambda: 16)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (extract.default_workers(cpu), extract.default_workers(cuda)) == (1, 8)
+    monkeypatch.setattr(extract, "available_cores", lambda: 2)
+    assert extract.default_workers(torch.device("cuda")) == 1
+
+
+def test_auto_workers_give_the_features_of_the_main_process(backbone):
+    data = TinyImages(n=9)
+    in_process = extract_features(data, backbone, batch_size=4, num_workers=0, progress=False)
+    decoded_by_workers = extract_features(data, backbone, batch_size=4, num_workers="auto", progress=False)
+    assert all(torch.equal(in_process[k], decoded_by_workers[k]) for k in in_process)
