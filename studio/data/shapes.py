@@ -63,14 +63,18 @@ def shape_coverage(shape: int, centre: np.ndarray, size: float, angle: float, re
     return np.clip(0.5 - sdf * (resolution / 2.0), 0.0, 1.0).astype(np.float32)
 
 
-def render_shape_image(mode: int, rng: np.random.Generator, resolution: int) -> np.ndarray:
+def render_shape_image(
+    mode: int, rng: np.random.Generator, resolution: int, object_scale: float = 1.0
+) -> np.ndarray:
     """Render one image of `mode` (shape = mode // 4, colour = mode % 4) with nuisances drawn from rng.
 
+    object_scale in (0, 2] scales the shape's size (0.30-0.50 image half-widths at 1) and shrinks the range
+    of its centre (+-0.35 at 1, 0 at 2) so that large shapes stay in the frame.
     Returns uint8 [3, R, R]: a tinted background with a linear gradient, the shape alpha-blended on it.
     """
     shape, colour = divmod(mode, len(COLOURS))
-    centre = rng.uniform(-0.35, 0.35, size=2)
-    size = rng.uniform(0.30, 0.50)
+    centre = rng.uniform(-0.35, 0.35, size=2) * (2.0 - object_scale)
+    size = rng.uniform(0.30, 0.50) * object_scale
     angle = rng.uniform(0.0, 2 * np.pi)
     fg = np.clip(PALETTE[colour] + rng.uniform(-0.06, 0.06, size=3), 0.0, 1.0)
     bg_level = rng.uniform(0.05, 0.50)
@@ -104,6 +108,7 @@ class ShapesDataset(Dataset):
         seed: int = 0,
         use_labels: bool = False,
         xflip: bool = False,
+        object_scale: float = 1.0,
     ) -> None:
         if resolution < 4:
             raise ValueError(f"ShapesDataset: resolution must be >= 4 pixels, got {resolution}.")
@@ -111,11 +116,14 @@ class ShapesDataset(Dataset):
             raise ValueError(f"ShapesDataset: size must be >= 1 image, got {size}.")
         if seed < 0:
             raise ValueError(f"ShapesDataset: seed must be a non-negative integer, got {seed}.")
+        if not 0.0 < object_scale <= 2.0:
+            raise ValueError(f"ShapesDataset: object_scale must be in (0, 2], got {object_scale}.")
         self.resolution = int(resolution)
         self.size = int(size)
         self.seed = int(seed)
         self.use_labels = bool(use_labels)
         self.xflip = bool(xflip)
+        self.object_scale = float(object_scale)
         self.num_modes = len(SHAPES) * len(COLOURS)
         self.num_classes = self.num_modes if self.use_labels else 0
 
@@ -142,7 +150,7 @@ class ShapesDataset(Dataset):
         base = i % self.size
         mode = base % self.num_modes
         rng = np.random.default_rng([self.seed, base])
-        image = render_shape_image(mode, rng, self.resolution)
+        image = render_shape_image(mode, rng, self.resolution, self.object_scale)
         if i >= self.size:
             image = image[:, :, ::-1]
         return torch.from_numpy(np.ascontiguousarray(image)), torch.tensor(mode, dtype=torch.int64)
@@ -157,10 +165,12 @@ class ShapesDataset(Dataset):
             "seed": self.seed,
             "xflip": self.xflip,
         }
+        if self.object_scale != 1.0:  # absent at 1: fingerprints (and caches) from before it stay valid
+            params["object_scale"] = self.object_scale
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
     def __repr__(self) -> str:
         return (
             f"ShapesDataset(resolution={self.resolution}, size={self.size}, seed={self.seed}, "
-            f"use_labels={self.use_labels}, xflip={self.xflip})"
+            f"use_labels={self.use_labels}, xflip={self.xflip}, object_scale={self.object_scale})"
         )

@@ -148,3 +148,36 @@ def test_fingerprint_is_stable_and_parameter_sensitive():
         ShapesDataset(resolution=32, size=100, seed=1),
     ]
     assert len({base.fingerprint(), *(o.fingerprint() for o in others)}) == 4
+
+
+def test_object_scale_enlarges_and_centres_shapes_and_keeps_scale_one_unchanged():
+    default, explicit = (
+        ShapesDataset(resolution=32, size=64),
+        ShapesDataset(resolution=32, size=64, object_scale=1.0),
+    )
+    assert _digest(default, range(64)) == _digest(explicit, range(64))
+    assert default.fingerprint() == explicit.fingerprint()
+    large = ShapesDataset(resolution=32, size=64, object_scale=1.5)
+    assert large.fingerprint() != default.fingerprint()
+    # Same nuisance draws, sizes x1.5: the shape covers 1.5^2 the area (up to anti-aliasing at the edges).
+    for i in range(0, 64, 5):
+        rng = np.random.default_rng([0, i])
+        centre, size, angle = (
+            rng.uniform(-0.35, 0.35, size=2),
+            rng.uniform(0.30, 0.50),
+            rng.uniform(0, 2 * np.pi),
+        )
+        shape = large.mode_of(i) // 4
+        area = shape_coverage(shape, centre, size, angle, 256).sum()
+        scaled = shape_coverage(shape, centre * 0.5, size * 1.5, angle, 256).sum()
+        assert scaled == pytest.approx(area * 2.25, rel=0.02)
+        drawn = large[i][0].numpy() / 255.0
+        expected = PALETTE[large.mode_of(i) % 4]
+        col, row = ((centre * 0.5 + 1) / 2 * 32).astype(int)
+        assert np.abs(drawn[:, row, col] - expected).max() <= 0.06 + 1e-6
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, 2.5])
+def test_object_scale_out_of_range_is_refused(scale):
+    with pytest.raises(ValueError, match=rf"ShapesDataset: object_scale must be in \(0, 2\], got {scale}\."):
+        ShapesDataset(size=4, object_scale=scale)

@@ -187,13 +187,16 @@ def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -
     assert cfg.data.resolution == 32
     assert cfg.trainer.accelerator == "auto"
     assert list(cfg.logger) == ["tensorboard"]
-    assert (cfg.model.channel_base, cfg.model.channel_max) == (1024, 64)  # model=stylegan2_tiny
-    assert cfg.data.use_labels and (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (16, 32, 0)
+    assert (cfg.model.channel_base, cfg.model.channel_max, cfg.model.map_layers) == (512, 32, 2)
+    assert cfg.data.use_labels and cfg.data.object_scale == 1.5 and cfg.data.dataset.object_scale == 1.5
+    assert (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (24, 16, 0)
+    assert list(cfg.optimizer.generator.betas) == list(cfg.optimizer.discriminator.betas) == [0.5, 0.99]
     assert (list(cfg.eval.metrics), cfg.eval.backbone, cfg.eval.num_gen) == (["fid"], "random_cnn", 1000)
     # A preset replaces the demo entirely: its own settings, no metrics at ticks unless asked.
     for other in (plain, preset):
         assert list(other.eval.metrics) == [] and other.loss.pl_weight == 2.0
-        assert not other.data.use_labels
+        assert not other.data.use_labels and other.data.object_scale == 1.0
+        assert list(other.optimizer.generator.betas) == [0.0, 0.99]
 
 
 def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:
