@@ -1,10 +1,12 @@
 """Feature-extraction speed: studio's FID Inception beside torchvision's Inception-v3, one run.
 
-    python benchmarks/extract_speed.py                    # 64 images of 32^2 (resized to 299^2), CPU
-    python benchmarks/extract_speed.py --size 256 --batch 32
+    python benchmarks/extract_speed.py                    # a batch of 32^2 images (resized to 299^2), CPU
+    python benchmarks/extract_speed.py --size 256 --batch 64
     python benchmarks/extract_speed.py --folder DIGITS    # also extract_features on an image folder
     python benchmarks/extract_speed.py --folder DIGITS --workers 0   # ... decoding in the main process
-    python benchmarks/extract_speed.py --device cuda --batch 256
+    python benchmarks/extract_speed.py --device cuda
+
+The batch is studio's default for the device (16 on CPU, 256 on CUDA) unless --batch gives one.
 
 Ours: `create_backbone("random_inception")` (the FID Inception architecture, seeded weights; the real
 weights run the same arithmetic) on a uint8 batch, preprocessing (TF1 bilinear resize, normalisation)
@@ -48,7 +50,7 @@ def best_times(candidates: dict[str, Callable[[], object]], repeats: int, device
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--batch", type=int, default=64, help="images per forward")
+    parser.add_argument("--batch", type=int, help="images per forward (default: studio's for the device)")
     parser.add_argument("--size", type=int, default=32, help="input resolution (resized to 299)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -58,6 +60,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    args.batch = args.batch or default_batch(device)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, batch {args.batch} "
         f"of {args.size}^2, load average {os.getloadavg()[0]:.2f}"

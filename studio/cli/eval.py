@@ -64,8 +64,8 @@ keys (Hydra override syntax):
   resolution=R resize=MODE  bring every image to R x R first (MODE: lanczos, bilinear, center_crop);
                        without them all images of a set must be square and of one size
   num_real=N num_gen=N use only the first N real / fake images or feature rows (default: all)
-  batch=auto           images per generation / extraction batch (auto: 64 on CPU, 256 on a GPU)
-  workers=auto         processes decoding image folders (auto: 1 on CPU, cores - 1 up to 8 on a GPU)
+  batch=auto           images per generation / extraction batch (auto: 16 on CPU, 256 on a GPU)
+  workers=auto         processes decoding image folders (auto: 0 on CPU, cores - 1 up to 8 on a GPU)
   device=auto cache=true progress=true
   options.FN.KEY=V     keyword of a functional metric, e.g. options.kid.subset_size=100,
                        options.knn_metrics.k_pr=5 (the JSON lists every value used)

@@ -24,12 +24,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def default_batch(device: torch.device, resolution: int | None = None) -> int:
-    """Images per extraction and generation batch: 64 on CPU (throughput there is flat from 32 to 64
-    images: docs/benchmarks.md); 256 on a GPU, fewer for generated images above 256² (256·(256/R)², at
-    least 8) so that a 1024² generator's activations fit as well as Inception's (about 3 GiB at 256).
-    It depends only on the device type and R, so every rank of a distributed run picks the same."""
+    """Images per extraction and generation batch. CPU: 16 (the FID Inception ran 1.2x faster at 8-16
+    images than at 64 on 2 cores: docs/benchmarks.md). GPU: 256,
+    fewer for generated images above 256² (256·(256/R)², at least 8) so that a 1024² generator's
+    activations fit as well as Inception's (about 3 GiB at 256). It depends only on the device type
+    and R, so every rank of a distributed run picks the same."""
     if device.type != "cuda":
-        return 64
+        return 16
     if resolution is None or resolution <= 256:
         return 256
     return max(8, 256 * 256**2 // resolution**2)
@@ -46,11 +47,12 @@ def resolve_batch(batch: int | str | None, device: torch.device, resolution: int
 
 def default_workers(device: torch.device) -> int:
     """DataLoader processes decoding images while the backbone embeds the previous batch: on a GPU every
-    core but one, up to 8 (a 256² PNG decodes at a few hundred images/s per core); on CPU one, which
-    mostly sleeps, since extraction there is a hundred times slower than decoding."""
+    core but one, up to 8 (a 256² PNG decodes at a few hundred images/s per core); on CPU none: there
+    decoding takes about 1 % of the time, and a worker process gained nothing measurable against the
+    cores it shares with extraction (docs/benchmarks.md)."""
     if device.type == "cuda":
         return min(8, max(1, available_cores() - 1))
-    return 1
+    return 0
 
 
 def resolve_workers(workers: int | str | None, device: torch.device) -> int:
