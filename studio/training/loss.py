@@ -3,18 +3,37 @@
 Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (2020), sections 2.2 and 3.2.
 Regularizers run every `*_interval` steps with their loss multiplied by the interval ("lazy
 regularization"), so their expected gradient per image equals that of regularizing every step.
+StyleGAN3 (Karras et al. 2021) trains with the same objective, without style mixing and path length;
+its config R also blurs every image D sees, with a Gaussian whose sigma fades out early in training.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import ops
 from studio.training.distributed import mean_over_ranks
 
 
-def r1_penalty(discriminator: nn.Module, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """images [N, C, H, W] filtered by a normalised Gaussian of standard deviation `sigma` pixels (taps
+    out to 3 sigma, zero padding), same size; sigma <= 0 returns them unchanged."""
+    if sigma <= 0:
+        return images
+    radius = math.ceil(3 * sigma)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    taps = ops.setup_filter((-(offsets**2) / (2 * sigma**2)).exp(), device=images.device, separable=True)
+    return ops.filter2d(images, taps)
+
+
+def r1_penalty(
+    discriminator: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    real: torch.Tensor,
+    c: torch.Tensor | None,
+) -> torch.Tensor:
     """Squared gradient norm of D's logits w.r.t. the real images, ||grad_x D(x)||^2 per image, [N].
 
     The gradient keeps its graph (create_graph=True) so the penalty itself can be back-propagated.
@@ -43,6 +62,8 @@ class StyleGAN2Loss(nn.Module):
     regularization intervals in steps (1 = every step). pl_weight: path-length weight (0 disables it).
     pl_decay: EMA rate of pl_mean. pl_batch_shrink: the path-length batch is batch // shrink.
     style_mixing: probability that a batch mixes two latents at a random layer index.
+    blur_init_sigma: sigma in pixels of the Gaussian blur of D's inputs (real and fake) at the start
+    (StyleGAN3-R: 10; 0 disables it); it falls linearly to 0 over the first blur_fade_kimg thousand images.
     """
 
     def __init__(
@@ -54,6 +75,8 @@ class StyleGAN2Loss(nn.Module):
         pl_decay: float = 0.01,
         pl_batch_shrink: int = 2,
         style_mixing: float = 0.9,
+        blur_init_sigma: float = 0.0,
+        blur_fade_kimg: float = 200.0,
     ) -> None:
         super().__init__()
         for name, interval in (("r1_interval", r1_interval), ("pl_interval", pl_interval)):
@@ -68,6 +91,11 @@ class StyleGAN2Loss(nn.Module):
                 raise ValueError(f"loss.{name} is a regularization weight >= 0, got {weight}")
         if not 0 <= pl_decay <= 1:
             raise ValueError(f"loss.pl_decay is an averaging rate in [0, 1], got {pl_decay}")
+        if not blur_init_sigma >= 0 or not blur_fade_kimg > 0:
+            raise ValueError(
+                "loss.blur_init_sigma must be >= 0 pixels and loss.blur_fade_kimg > 0, got "
+                f"{blur_init_sigma} and {blur_fade_kimg}"
+            )
         self.gamma = float(gamma)
         self.r1_interval = int(r1_interval)
         self.pl_weight = float(pl_weight)
@@ -75,7 +103,21 @@ class StyleGAN2Loss(nn.Module):
         self.pl_decay = float(pl_decay)
         self.pl_batch_shrink = int(pl_batch_shrink)
         self.style_mixing = float(style_mixing)
+        self.blur_init_sigma = float(blur_init_sigma)
+        self.blur_fade_kimg = float(blur_fade_kimg)
+        self.blur_sigma = self.blur_init_sigma
         self.register_buffer("pl_mean", torch.zeros([]))
+
+    def set_progress(self, cur_nimg: int) -> None:
+        """Follow the training progress (images shown so far): sets the current D-input blur sigma."""
+        fade = max(1.0 - cur_nimg / (self.blur_fade_kimg * 1000), 0.0)
+        self.blur_sigma = self.blur_init_sigma * fade
+
+    def discriminate(
+        self, discriminator: nn.Module, images: torch.Tensor, c: torch.Tensor | None
+    ) -> torch.Tensor:
+        """D's logits [N, 1] of `images`, blurred first while blur_sigma > 0."""
+        return discriminator(gaussian_blur(images, self.blur_sigma), c)
 
     def mapping(
         self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
@@ -101,7 +143,7 @@ class StyleGAN2Loss(nn.Module):
     ) -> torch.Tensor:
         """Non-saturating loss E[softplus(-D(G(z)))], scalar."""
         img, _ = self.generate(generator, z, c)
-        return F.softplus(-discriminator(img, c)).mean()
+        return F.softplus(-self.discriminate(discriminator, img, c)).mean()
 
     def path_length_loss(self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """pl_weight * pl_interval * E[(|J^T y| - pl_mean)^2], scalar; updates pl_mean (EMA, rate pl_decay).
@@ -134,10 +176,11 @@ class StyleGAN2Loss(nn.Module):
         network updates its running w average here."""
         with torch.no_grad():
             fake, _ = self.generate(generator, z, c, update_emas=True)
-        fake_loss = F.softplus(discriminator(fake, c)).mean()
-        real_loss = F.softplus(-discriminator(real, real_c)).mean()
+        fake_loss = F.softplus(self.discriminate(discriminator, fake, c)).mean()
+        real_loss = F.softplus(-self.discriminate(discriminator, real, real_c)).mean()
         return fake_loss + real_loss
 
     def r1_loss(self, discriminator: nn.Module, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """gamma / 2 * E||grad_x D(x)||^2 * r1_interval, scalar."""
-        return r1_penalty(discriminator, real, c).mean() * (self.gamma / 2) * self.r1_interval
+        """gamma / 2 * E||grad_x D(blur(x))||^2 * r1_interval, scalar (gradient w.r.t. the unblurred x)."""
+        penalty = r1_penalty(lambda x, c: self.discriminate(discriminator, x, c), real, c)
+        return penalty.mean() * (self.gamma / 2) * self.r1_interval

@@ -177,6 +177,7 @@ class StyleGAN2Module(L.LightningModule):
         gen_c = None if real_c is None else real_c[torch.randperm(n, device=real.device)]
         opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
         G, D, loss = self.G, self.D, self.loss
+        loss.set_progress(self.cur_nimg)
 
         def z() -> torch.Tensor:
             return torch.randn(n, G.z_dim, device=real.device)
@@ -191,7 +192,8 @@ class StyleGAN2Module(L.LightningModule):
             losses["loss/D_r1"] = self._train_phase(D, opt_d, lambda: loss.r1_loss(D, real, real_c))
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
-        average_tensors_([b for name, b in G.named_buffers() if name.endswith("_avg")])
+        # Running statistics G updates in its forward (w_avg, StyleGAN3's magnitude_ema): equal on all ranks.
+        average_tensors_([b for name, b in G.named_buffers() if name.endswith(("_avg", "_ema"))])
 
         # One host-device sync per step: losses and pl_mean come back together for the NaN check and logs.
         losses["pl_mean"] = loss.pl_mean

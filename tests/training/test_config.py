@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from omegaconf import OmegaConf
 
 from studio.cli.train import CONFIG_DIR
 from studio.features import list_backbones
@@ -19,10 +20,12 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 
 
 def compose_experiment(name: str, *overrides: str):
-    uses_folder = "override /data: folder" in (Path(CONFIG_DIR) / "experiment" / f"{name}.yaml").read_text()
-    data = ["data.path=/nonexistent"] if uses_folder else []
+    """The experiment's config; presets on an image folder get data.path=/nonexistent."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"experiment={name}", *data, *overrides])
+        cfg = compose("train", overrides=[f"experiment={name}", *overrides])
+        if OmegaConf.is_missing(cfg.data, "path"):
+            cfg = compose("train", overrides=[f"experiment={name}", "data.path=/nonexistent", *overrides])
+    return cfg
 
 
 def stylegan2_g_params(res: int, z: int, w: int, map_layers: int, cbase: int, cmax: int) -> int:
@@ -71,6 +74,14 @@ def test_analytic_counts_reproduce_the_published_cpu_config() -> None:
     assert stylegan2_d_params(32, 4096, 128) == 1_346_305
 
 
+# Published StyleGAN3 generator sizes (docs/benchmarks.md) and NVlabs' StyleGAN2 D at the same settings.
+STYLEGAN3_COUNTS = {
+    "stylegan3_t_256": 28_472_133,
+    "stylegan3_r_256": 18_816_387,
+    "stylegan3_t_cpu32": 3_595_271,
+}
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
     cfg = compose_experiment(name)
@@ -78,7 +89,13 @@ def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
     G = instantiate(cfg.model.generator)
     D = instantiate(cfg.model.discriminator)
     assert G.img_resolution == D.img_resolution == res
-    assert count(G) == stylegan2_g_params(res, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max)
+    if name.startswith("stylegan3"):
+        assert count(G) == STYLEGAN3_COUNTS[name]
+        assert (cfg.loss.style_mixing, cfg.loss.pl_weight, cfg.model.map_layers) == (0, 0, 2)
+        assert cfg.loss.blur_init_sigma == (10 if "_r_" in name else 0)
+    else:
+        g_params = stylegan2_g_params(res, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max)
+        assert count(G) == g_params
     assert count(D) == stylegan2_d_params(res, m.channel_base, m.channel_max)
     instantiate(cfg.loss)
     instantiate(cfg.optimizer.generator)
@@ -298,7 +315,6 @@ def test_trainer_and_loss_values_fail_before_anything_is_written(tmp_path, tiny_
 
 
 def test_the_eval_options_in_the_config_are_the_metric_functions_defaults(tmp_path, tiny_cfg) -> None:
-    from omegaconf import OmegaConf
 
     from studio.metrics.compute import METRIC_GROUPS, effective_options
 

@@ -130,3 +130,47 @@ def test_adversarial_losses_are_non_saturating_logistic() -> None:
 def test_invalid_loss_settings_are_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         StyleGAN2Loss(gamma=1, **kwargs)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 2.5])
+def test_gaussian_blur_matches_scipy(sigma):
+    from scipy.ndimage import gaussian_filter
+
+    from studio.training.loss import gaussian_blur
+
+    images = torch.randn(2, 3, 20, 17, generator=torch.Generator().manual_seed(0))
+    # scipy's radius is int(truncate * sigma + 0.5); ours is ceil(3 sigma): equal for these sigmas.
+    expected = gaussian_filter(
+        images.double().numpy(), sigma=(0, 0, sigma, sigma), mode="constant", truncate=3.0
+    )
+    torch.testing.assert_close(
+        gaussian_blur(images, sigma).double(), torch.from_numpy(expected), atol=1e-5, rtol=0
+    )
+    assert gaussian_blur(images, 0.0) is images
+
+
+def test_d_input_blur_fades_out_and_r1_differentiates_through_it():
+    loss = StyleGAN2Loss(gamma=2.0, r1_interval=1, blur_init_sigma=10, blur_fade_kimg=0.2)
+    assert [(loss.set_progress(n), loss.blur_sigma)[1] for n in (0, 50, 100, 200, 400)] == [10, 7.5, 5, 0, 0]
+    seen = []
+
+    def D(images, c):
+        seen.append(images)
+        return images.square().flatten(1).sum(1, keepdim=True)
+
+    real = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    real[0, 0, 4, 4] = 1.0
+    loss.set_progress(100)  # sigma 5
+    r1 = loss.r1_loss(D, real, None)
+    blurred = seen[0].detach()
+    taps = [math.exp(-(k**2) / (2 * 5.0**2)) for k in range(-15, 16)]  # sigma 5: 3 sigma = 15 taps a side
+    assert blurred[0, 0, 4, 4].item() == pytest.approx((1 / sum(taps)) ** 2, rel=1e-6)  # float32 taps
+    # D(blur(x)) = |B x|^2, so grad_x = 2 B^T B x and R1 = gamma / 2 * |2 B^T B x|^2 (B symmetric here).
+    from studio.training.loss import gaussian_blur
+
+    grad = 2 * gaussian_blur(blurred, 5.0)
+    assert r1.item() == pytest.approx((2.0 / 2) * grad.square().sum().item(), rel=1e-9)
+    with pytest.raises(
+        ValueError, match="loss.blur_init_sigma must be >= 0 pixels and loss.blur_fade_kimg > 0"
+    ):
+        StyleGAN2Loss(gamma=1.0, blur_init_sigma=-1)

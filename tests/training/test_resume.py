@@ -259,3 +259,32 @@ def test_the_best_restarts_when_the_evaluation_is_measured_differently(tmp_path)
     other = BestMonitor("fid", "min", {"backbone": "inception", "num_gen": 50000})
     other.load_state_dict(old.state_dict())
     assert other.value is None and other.update({"fid": 30.0}, 8000)  # not compared with 0.5
+
+
+def test_stylegan3_r_trains_and_resumes_bitwise_with_the_d_blur_fading_mid_run(tmp_path, tiny_cfg) -> None:
+    # A small StyleGAN3-R (4 layers, 16 channels) with the blur of D's inputs fading out at step 6 of 8.
+    opts = (
+        "model=stylegan3_r",
+        "loss=stylegan3",
+        "loss.blur_init_sigma=2",
+        "loss.blur_fade_kimg=0.024",
+        "model.generator.synthesis_kwargs.channel_base=256",
+        "model.generator.synthesis_kwargs.channel_max=16",
+        "+model.generator.synthesis_kwargs.num_layers=4",
+        "ckpt.every_kimg=100",
+    )
+    straight = tmp_path / "straight"
+    train(tiny_cfg(straight, "train.kimg=0.032", *opts))
+    split = tmp_path / "split"
+    train(tiny_cfg(split, "train.kimg=0.016", *opts))
+    train(tiny_cfg(split, "train.kimg=0.032", *opts, "resume=auto"))
+    a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(split / "checkpoints" / "last.ckpt")
+    assert a["networks"]["generator"]["name"] == "stylegan3-generator"
+    for key in ("G_ema", "G", "D", "loss", "opt_G", "opt_D", "rng"):
+        assert_states_equal(a[key], b[key], key)
+    magnitudes = [value for name, value in a["G"].items() if name.endswith("magnitude_ema")]
+    assert len(magnitudes) == 5 and all(value != 1 for value in magnitudes)  # 4 layers + ToRGB updated
+    G = build_network(a["networks"]["generator"])
+    G.load_state_dict(a["G_ema"])
+    assert torch.isfinite(G(torch.randn(2, G.z_dim), None)).all()
