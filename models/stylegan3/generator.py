@@ -1,6 +1,7 @@
 """StyleGAN3 generator (Karras et al. 2021, "Alias-Free Generative Adversarial Networks"): mapping
 network z, c -> ws followed by the alias-free synthesis network ws -> image."""
 
+import math
 from typing import Any
 
 import torch
@@ -55,6 +56,20 @@ class Generator(nn.Module):
         self.num_ws = self.synthesis.num_ws
         mapping_kwargs = {**MAPPING_DEFAULTS, **dict(mapping_kwargs or {})}
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    def set_motion(self, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
+        """Move every image this generator draws: rotate its content by `rotate` degrees (counter-clockwise
+        as displayed) about the centre, then translate it by `translate` = (x right, y down) in image
+        widths. (0, 0), 0 restores the trained behaviour. Sets the Fourier input's `transform` to the
+        inverse motion, since that buffer maps output coordinates to feature coordinates."""
+        angle = math.radians(rotate)
+        cos, sin = math.cos(angle), math.sin(angle)
+        # Image y points down, so a counter-clockwise turn on screen is clockwise in (x, y) coordinates.
+        motion = torch.tensor(
+            [[cos, sin, translate[0]], [-sin, cos, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64
+        )
+        transform = self.synthesis.input.transform
+        transform.copy_(torch.linalg.inv(motion).to(transform))
 
     def forward(
         self,

@@ -1,9 +1,12 @@
 """studio-generate: write PNG samples of a trained generator (G_ema of a studio checkpoint).
 
     studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto]
+                    [translate=[X,Y]] [rotate=DEGREES]
 
 Image i is generated from the latent drawn with seed `seed + i`, so a given (ckpt, seed, i) always gives
-the same image, whatever `num` and `batch` are.
+the same image, whatever `num` and `batch` are. translate (image widths; x right, y down) and rotate
+(degrees, counter-clockwise) move the content of a StyleGAN3 generator's images through its input
+transform (models.stylegan3.Generator.set_motion).
 """
 
 import sys
@@ -17,7 +20,10 @@ from studio.features.resize import quantize_to_uint8
 from studio.io.checkpoint import load_generator
 from studio.sampling import sample_batches
 
-USAGE = "usage: studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto]"
+USAGE = (
+    "usage: studio-generate ckpt=PATH out=DIR num=N [truncation=1.0] [seed=0] [batch=32] [device=auto] "
+    "[translate=[X,Y]] [rotate=DEGREES]"
+)
 DEFAULTS = {
     "ckpt": None,
     "out": None,
@@ -26,6 +32,8 @@ DEFAULTS = {
     "seed": 0,
     "batch": 32,
     "device": "auto",
+    "translate": None,
+    "rotate": None,
 }
 
 
@@ -42,7 +50,28 @@ def parse_args(argv: list[str]) -> dict:
         raise SystemExit(f"studio-generate: missing {', '.join(missing)}\n{USAGE}")
     args["num"], args["seed"], args["batch"] = int(args["num"]), int(args["seed"]), int(args["batch"])
     args["truncation"] = float(args["truncation"])
+    if args["translate"] is not None:
+        parts = args["translate"].strip("[]() ").split(",")
+        if len(parts) != 2:
+            raise SystemExit(
+                f"studio-generate: translate must be [X,Y] in image widths, got {args['translate']!r}"
+            )
+        args["translate"] = (float(parts[0]), float(parts[1]))
+    if args["rotate"] is not None:
+        args["rotate"] = float(args["rotate"])
     return args
+
+
+def apply_motion(G: torch.nn.Module, translate: tuple[float, float] | None, rotate: float | None) -> None:
+    """Set a StyleGAN3 generator's input transform; refuse generators without one."""
+    if translate is None and rotate is None:
+        return
+    if not hasattr(G, "set_motion"):
+        raise SystemExit(
+            f"studio-generate: translate= and rotate= need a generator with an input transform "
+            f"(StyleGAN3); this checkpoint's generator is {type(G).__module__}.{type(G).__name__}"
+        )
+    G.set_motion(translate or (0.0, 0.0), rotate or 0.0)
 
 
 @torch.no_grad()
@@ -68,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         # A missing, foreign or damaged checkpoint: one line, as for argument errors (exit status 2).
         print(f"studio-generate: error: {' '.join(str(err).split())}", file=sys.stderr)
         raise SystemExit(2) from None
+    apply_motion(G, args["translate"], args["rotate"])
     generate(G, Path(args["out"]), args["num"], args["seed"], args["truncation"], args["batch"])
 
 
