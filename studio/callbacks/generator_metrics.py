@@ -15,6 +15,7 @@ from studio.metrics.compute import (
     feature_metrics,
     needed_features,
 )
+from studio.metrics.equivariance import equivariance_for
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views, psi_sweep
 from studio.metrics.path_length import path_length_for
 from studio.metrics.reference import RealReference
@@ -69,6 +70,8 @@ class GeneratorMetrics:
             self._backbone = create_backbone(backbone, weights=weights)
             self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         self.path_length = path_length_for(self.metrics, options)
+        # Whether G has an input transform is checked at each evaluation (G is not known here).
+        self.equivariance = equivariance_for(self.metrics, options)
         resolve_batch(batch, torch.device("cpu"))  # a bad setting fails now, not at the first tick
         self.batch = batch  # resolved for the device (and generator resolution) at each call
         self.seed = int(seed)
@@ -78,17 +81,23 @@ class GeneratorMetrics:
     @torch.no_grad()
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
         """The metrics (on rank 0; other ranks return {}). Collective under torch.distributed: every
-        rank generates and embeds its shard of the fake images (and PPL paths) in whole batches, they
-        are gathered in image order, and rank 0 computes, so the numbers equal a one-process run. Every
-        collective comes first; an error in a rank's own share makes every rank raise there, and rank 0's
-        computations run last, so a failed evaluation never leaves the processes out of step."""
+        rank generates and embeds its shard of the fake images (and PPL paths, equivariance samples) in
+        whole batches, they are gathered in image order, and rank 0 computes, so the numbers equal a
+        one-process run. Every collective comes first; an error in a rank's own share makes every rank
+        raise there, and rank 0's computations run last, so a failed evaluation never leaves the
+        processes out of step."""
         self.views = None
+        if self.equivariance is not None:
+            self.equivariance.check_generator(G)  # before any work of the tick, on every rank alike
         ppl_distances = self.path_length.distances(G, device) if self.path_length is not None else None
+        eq_errors = self.equivariance.errors(G, device) if self.equivariance is not None else None
         psis = [1.0] * bool(self.feature_metrics) + [psi for psi in self.psi_sweep if self.with_views]
         fakes = {psi: self._fake_features(G, device, psi) for psi in dict.fromkeys(psis)}  # psi 1 once
         if rank() != 0:
             return {}
         results = {} if ppl_distances is None else self.path_length.value(ppl_distances)
+        if eq_errors is not None:
+            results |= self.equivariance.value(eq_errors)
         if not fakes:
             return results
         if self._real is None:

@@ -220,14 +220,20 @@ METRIC_GROUPS: dict[str, MetricGroup] = {
         _abauth_needs,
         {"delta_precision_alpha": "max", "delta_recall_beta": "max", "authenticity": "max"},
     ),
-    # Needs the generator itself, not features: studio.metrics.path_length computes it.
+    # Need the generator itself, not features: studio.metrics.path_length and .equivariance compute them.
     "ppl": MetricGroup(GENERATOR, False, ("perceptual_path_length",), None, lambda *_: [], {"ppl": "min"}),
+    "eq_t": MetricGroup(GENERATOR, False, ("equivariance",), None, lambda *_: [], {"eq_t": "max"}),
+    "eq_t_frac": MetricGroup(GENERATOR, False, ("equivariance",), None, lambda *_: [], {"eq_t_frac": "max"}),
+    "eq_r": MetricGroup(GENERATOR, False, ("equivariance",), None, lambda *_: [], {"eq_r": "max"}),
 }
 # Arguments the suite fills in itself.
 _SET_BY_SUITE = {
     ("knn_metrics", "metrics"),
     ("perceptual_path_length", "device"),
     ("perceptual_path_length", "return_distances"),
+    ("equivariance", "metrics"),
+    ("equivariance", "device"),
+    ("equivariance", "return_errors"),
 }
 DEFAULT_METRICS = ("fid", "kid", "pr", "dc")
 # The reference conventions each function reproduces (`protocol=`; docs/metrics.md, Protocols).
@@ -262,7 +268,7 @@ def feature_metrics(names: Sequence[str]) -> list[str]:
 
 
 def generator_metrics(names: Sequence[str]) -> list[str]:
-    """The metrics among `names` that need the generator itself (ppl)."""
+    """The metrics among `names` that need the generator itself (ppl, eq_t, eq_t_frac, eq_r)."""
     return [name for name in check_metric_names(names) if METRIC_GROUPS[name].feature == GENERATOR]
 
 
@@ -361,7 +367,8 @@ def compute_metrics(
     if generator_metrics(names):
         raise ValueError(
             f"metric(s) {generator_metrics(names)} need the generator, not features: compute them with "
-            "studio.metrics.path_length (studio-eval ckpt=..., or eval.metrics during training)"
+            "studio.metrics.path_length or studio.metrics.equivariance (studio-eval ckpt=..., or "
+            "eval.metrics during training)"
         )
     reference = real if real is None or isinstance(real, RealReference) else RealReference(real)
     for name in names:

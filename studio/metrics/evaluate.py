@@ -35,6 +35,7 @@ from studio.metrics.compute import (
     generator_metrics,
     needed_features,
 )
+from studio.metrics.equivariance import equivariance_for
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, check_truncations, curve_views
 from studio.metrics.eval_views import psi_sweep as sweep_psi
 from studio.metrics.path_length import path_length_for
@@ -229,6 +230,9 @@ def evaluate(
         fake_images = open_checkpoint_set(ckpt, num_gen, gen_seed, torch_device)
     else:
         fake_images = open_image_set(fake, "fake", num_gen, **sizing)
+    equivariance = None if metrics is None else equivariance_for(metrics, options)
+    if equivariance is not None:
+        equivariance.check_generator(fake_images.generator)
     net = None
     extracting = real_images.features is None or fake_images.features is None
     if extracting and (metrics is None or feature_metrics(metrics) or psi_sweep):
@@ -265,6 +269,8 @@ def evaluate(
         results = compute_metrics(reference, fake_features(1.0), feature_metrics(metrics), options, curves)
     if path_length is not None:
         results |= path_length(fake_images.generator, torch_device)
+    if equivariance is not None:
+        results |= equivariance(fake_images.generator, torch_device)
     eval_views = None
     if views:
         eval_views = curve_views(

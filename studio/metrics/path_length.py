@@ -60,4 +60,4 @@ class PathLength:
 
 def path_length_for(metrics: list[str], options: Mapping[str, Mapping] | None) -> PathLength | None:
     """A PathLength when `metrics` asks for ppl, else None."""
-    return PathLength(options) if generator_metrics(metrics) else None
+    return PathLength(options) if "ppl" in generator_metrics(metrics) else None

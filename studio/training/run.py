@@ -15,6 +15,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
 
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
@@ -252,13 +253,14 @@ def build_monitor(eval_cfg: DictConfig) -> BestMonitor | None:
     return BestMonitor(eval_cfg.monitor, mode, protocol)
 
 
-def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
+def build_evaluation(cfg: DictConfig, dataset: Any, generator: nn.Module) -> GeneratorMetrics | None:
     """The metric suite of eval.*, or None when eval.metrics is empty. Its checks (backbone weights
-    present, option names, sample counts against k) run now rather than at the first tick."""
+    present, option names, sample counts against k, a generator the metrics can measure) run now
+    rather than at the first tick."""
     if not cfg.eval.metrics:
         return None
     try:
-        return GeneratorMetrics(
+        metrics = GeneratorMetrics(
             dataset,
             cfg.eval.metrics,
             num_gen=cfg.eval.num_gen,
@@ -271,8 +273,11 @@ def build_evaluation(cfg: DictConfig, dataset: Any) -> GeneratorMetrics | None:
             views=cfg.eval.views,
             psi_sweep=list(cfg.eval.psi_sweep),
         )
+        if metrics.equivariance is not None:
+            metrics.equivariance.check_generator(generator)
     except ValueError as err:
         raise ConfigError(f"eval: {err}") from None
+    return metrics
 
 
 def train(
@@ -291,7 +296,7 @@ def train(
     set_cpu_threads(cfg)
     dataset = resolve_data(cfg)
     module = build_module(cfg)
-    evaluate = build_evaluation(cfg, dataset)
+    evaluate = build_evaluation(cfg, dataset, module.G_ema)
     identity = run_identity(cfg, dataset)
     checkpoint = resume_path(cfg.resume, run_dir)
     if checkpoint is not None:

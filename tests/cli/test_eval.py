@@ -177,7 +177,9 @@ def test_error_messages(folders, tmp_path, capsys):
     code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "metrics=[fid,fidd]")
     assert (
         code == 2
-        and "unknown metric name(s) 'fidd'; valid: fid, kid, is, pr, dc, rarity, prd, abauth, ppl" in err
+        and "unknown metric name(s) 'fidd'; valid: fid, kid, is, pr, dc, rarity, prd, abauth, ppl, eq_t, "
+        "eq_t_frac, eq_r"
+        in err
     )
     np.savez(tmp_path / "nologits.npz", pool=np.zeros((10, 4), np.float32))
     code, _, err = _run(
@@ -202,7 +204,8 @@ def test_error_messages(folders, tmp_path, capsys):
 def test_help_lists_metrics_backbones_and_ckpt(capsys):
     code, out, _ = _run(capsys, "--help")
     assert code == 0
-    assert "fid, kid, is, pr, dc, rarity, prd, abauth, ppl" in out and "random_inception" in out
+    assert "fid, kid, is, pr, dc, rarity, prd, abauth, ppl, eq_t, eq_t_frac, eq_r" in out
+    assert "random_inception" in out
     assert "ckpt=PATH            instead of fake=: a studio training checkpoint" in out
 
 

@@ -8,6 +8,7 @@ from studio.metrics.functional.alpha_precision import (
     AUTHENTICITY_PROTOCOLS,
     alpha_precision_beta_recall_authenticity,
 )
+from studio.metrics.functional.equivariance import equivariance, equivariance_errors, psnr_from_errors
 from studio.metrics.functional.fid import (
     FID_PROTOCOLS,
     feature_stats,
@@ -38,6 +39,8 @@ __all__ = [
     "RealManifold",
     "alpha_precision_beta_recall_authenticity",
     "density_coverage",
+    "equivariance",
+    "equivariance_errors",
     "feature_stats",
     "fid",
     "fid_from_stats",
@@ -52,6 +55,7 @@ __all__ = [
     "prd_f_beta",
     "precision_recall",
     "protocol_ddof",
+    "psnr_from_errors",
     "rarity_score",
     "realism_score",
     "trace_sqrt_product",
