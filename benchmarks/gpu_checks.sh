@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Every check that needs a GPU, in one command (about 5-8 minutes on an H100):
+# Every check that needs a GPU, in one command (about 10 minutes on an H100):
 #   bash benchmarks/gpu_checks.sh [LOG_DIR]       # default LOG_DIR: $OUT if set, else gpu_checks/
 # 1. python -m ops: build the three CUDA extensions and run their self-checks on the GPU;
 # 2. the `cuda` tests (kernels vs reference, fp16 models, k-NN and feature extraction on GPU);
 # 3. benchmarks/ops_speed.py: kernels vs NVlabs' H100 numbers;
 # 4. benchmarks/metrics_speed.py --gpu-only: the 50k x 50k 4096-d k-NN family (goal <= 1 s);
-# 5. benchmarks/train_throughput.py for the 256² and 64² presets on procedural data (goals <= 0.8x NVlabs);
+# 5. benchmarks/train_throughput.py for the StyleGAN2 256² and 64² and the StyleGAN3-T/-R 256² presets on
+#    procedural data (goals <= 0.8x NVlabs);
 # 6. benchmarks/eval_throughput.py: a whole 50k evaluation of a StyleGAN2 256² checkpoint (goal <= 40 s).
 # Each step writes LOG_DIR/<step>.log and prints one status line; a failing step does not stop the rest.
 # STEPS="ops cuda_tests" (names as below) runs a subset, e.g. to stay under a per-command time limit.
@@ -43,4 +44,8 @@ step train_256 $python benchmarks/train_throughput.py --kimg 2 --warmup 20 exper
   data.resolution=256
 step train_64 $python benchmarks/train_throughput.py --kimg 6 --warmup 20 experiment=stylegan2_64 data=shapes \
   data.resolution=64
+step train_sg3_t_256 $python benchmarks/train_throughput.py --kimg 2 --warmup 10 experiment=stylegan3_t_256 data=shapes \
+  data.resolution=256
+step train_sg3_r_256 $python benchmarks/train_throughput.py --kimg 2 --warmup 10 experiment=stylegan3_r_256 data=shapes \
+  data.resolution=256
 step eval_50k $python benchmarks/eval_throughput.py

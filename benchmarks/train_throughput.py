@@ -26,11 +26,14 @@ from hydra import compose, initialize_config_dir
 from studio.cli.train import CONFIG_DIR
 from studio.training.run import train
 
-# NVlabs' StyleGAN2 loop, seconds per kimg (1 GPU / 2 CPU cores, no metrics): docs/benchmarks.md.
+# NVlabs' StyleGAN2/StyleGAN3 loops, seconds per kimg (1 H100 / 2 CPU cores, no metrics): docs/benchmarks.md.
 NVLABS_SEC_PER_KIMG = {
     ("stylegan2_cpu32", "cpu"): 66.0,
     ("stylegan2_256", "cuda"): 12.6,
     ("stylegan2_64", "cuda"): 2.6,
+    ("stylegan3_t_cpu32", "cpu"): 1670.0,
+    ("stylegan3_t_256", "cuda"): 20.6,
+    ("stylegan3_r_256", "cuda"): 30.7,
 }
 
 

@@ -156,7 +156,7 @@ def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
         "  train.ema_kimg=0: must be a number > 0 (or null).",
         "  train.channels_last=yes: must be one of true, false, auto.",
         "  eval.metrics=['fid', 'fdi']: unknown metric(s) ['fdi']; valid: fid, kid, is, pr, dc, rarity, prd, "
-        "abauth, ppl.",
+        "abauth, ppl, eq_t, eq_t_frac, eq_r.",
         f"  eval.backbone=incepton: must be one of {', '.join(list_backbones())}.",
         "  data.num_workers=many: must be one of auto or must be an integer >= 0.",
         "  loss.gamma=abc: must be float.",
@@ -206,7 +206,7 @@ def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -
     assert list(cfg.logger) == ["tensorboard"]
     assert (cfg.model.channel_base, cfg.model.channel_max, cfg.model.map_layers) == (512, 32, 2)
     assert cfg.data.use_labels and cfg.data.object_scale == 1.5 and cfg.data.dataset.object_scale == 1.5
-    assert (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (24, 16, 0)
+    assert (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (20, 16, 0)
     assert list(cfg.optimizer.generator.betas) == list(cfg.optimizer.discriminator.betas) == [0.5, 0.99]
     assert (list(cfg.eval.metrics), cfg.eval.backbone, cfg.eval.num_gen) == (["fid"], "random_cnn", 1000)
     # A preset replaces the demo entirely: its own settings, no metrics at ticks unless asked.
@@ -324,3 +324,12 @@ def test_the_eval_options_in_the_config_are_the_metric_functions_defaults(tmp_pa
     expected = effective_options(list(METRIC_GROUPS))
     expected.pop("prd")
     assert options == expected
+
+
+def test_equivariance_metrics_of_a_stylegan2_run_are_refused_at_start(tmp_path, tiny_cfg) -> None:
+    from studio.metrics.path_length import path_length_for
+
+    with pytest.raises(ConfigError, match=r"eval: eq_t needs a generator with an input transform"):
+        run.train(tiny_cfg(tmp_path / "run", "eval.metrics=[eq_t]", "eval.every_kimg=1"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert path_length_for(["eq_t", "fid"], None) is None  # no LPIPS weights needed without ppl
