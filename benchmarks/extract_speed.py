@@ -93,12 +93,12 @@ def main() -> None:
         start = time.perf_counter()
         source = ImageFolderDataset(args.folder)
         workers = default_workers(device) if args.workers == "auto" else int(args.workers)
-        batch = default_batch(device)
+        batch = args.batch
         features = extract_features(source, ours, batch, device, workers, progress=False)
         elapsed = time.perf_counter() - start
         count = features["pool"].shape[0]
         print(
-            f"extract_features on {args.folder} (batch {batch} as studio-eval's default, {workers} workers): "
+            f"extract_features on {args.folder} (batch {batch}, {workers} workers): "
             f"{count} images in {elapsed:.1f} s, {count / elapsed:.1f} img/s"
         )
 

@@ -101,7 +101,7 @@ class GeneratorMetrics:
         if not fakes:
             return results
         if self._real is None:
-            extract = {"batch_size": resolve_batch(self.batch, device), "device": device}
+            extract = {"batch_size": self.batch, "device": device}  # "auto": sized by the images
             real = extract_features_cached(
                 self.dataset, self._backbone.to(device), max_items=self.num_real, desc="real", **extract
             )

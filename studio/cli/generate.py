@@ -48,17 +48,18 @@ def parse_args(argv: list[str]) -> dict:
     missing = [k for k in ("ckpt", "out", "num") if args[k] is None]
     if missing:
         raise SystemExit(f"studio-generate: missing {', '.join(missing)}\n{USAGE}")
-    args["num"], args["seed"], args["batch"] = int(args["num"]), int(args["seed"]), int(args["batch"])
-    args["truncation"] = float(args["truncation"])
-    if args["translate"] is not None:
-        parts = args["translate"].strip("[]() ").split(",")
-        if len(parts) != 2:
-            raise SystemExit(
-                f"studio-generate: translate must be [X,Y] in image widths, got {args['translate']!r}"
-            )
-        args["translate"] = (float(parts[0]), float(parts[1]))
-    if args["rotate"] is not None:
-        args["rotate"] = float(args["rotate"])
+    try:
+        args["num"], args["seed"], args["batch"] = int(args["num"]), int(args["seed"]), int(args["batch"])
+        args["truncation"] = float(args["truncation"])
+        if args["rotate"] is not None:
+            args["rotate"] = float(args["rotate"])
+        if args["translate"] is not None:
+            parts = args["translate"].strip("[]() ").split(",")
+            if len(parts) != 2:
+                raise ValueError(f"translate must be [X,Y] in image widths, got {args['translate']!r}")
+            args["translate"] = (float(parts[0]), float(parts[1]))
+    except ValueError as err:
+        raise SystemExit(f"studio-generate: {err}\n{USAGE}") from None
     return args
 
 

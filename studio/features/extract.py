@@ -14,6 +14,9 @@ from studio.features.resize import quantize_to_uint8
 from studio.runtime import available_cores
 
 ImageSource = torch.Tensor | Dataset | Iterable[torch.Tensor]
+# Device-side features go to the host every this many batches: one synchronisation per 64 batches,
+# and GPU memory stays bounded for real sets of millions of images (16k images at batch 256).
+FLUSH_BATCHES = 64
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -25,7 +28,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def default_batch(device: torch.device, resolution: int | None = None) -> int:
     """Images per extraction and generation batch. CPU: 16 (the FID Inception ran 1.2x faster at 8-16
-    images than at 64 on 2 cores: docs/benchmarks.md). GPU: 256,
+    images than at 64 on 2 cores: README, Benchmarks). GPU: 256,
     fewer for generated images above 256² (256·(256/R)², at least 8) so that a 1024² generator's
     activations fit as well as Inception's (about 3 GiB at 256). It depends only on the device type
     and R, so every rank of a distributed run picks the same."""
@@ -49,7 +52,7 @@ def default_workers(device: torch.device) -> int:
     """DataLoader processes decoding images while the backbone embeds the previous batch: on a GPU every
     core but one, up to 8 (a 256² PNG decodes at a few hundred images/s per core); on CPU none: there
     decoding takes about 1 % of the time, and a worker process gained nothing measurable against the
-    cores it shares with extraction (docs/benchmarks.md)."""
+    cores it shares with extraction (README, Benchmarks)."""
     if device.type == "cuda":
         return min(8, max(1, available_cores() - 1))
     return 0
@@ -124,22 +127,35 @@ def extract_features(
     first N images. batch_size, num_workers (Dataset sources): None or "auto" = `default_batch`,
     `default_workers` for the device. fp32 throughout (TF32 is not used for extraction), in order, so
     results are deterministic and independent of the batch size up to float rounding. Features stay on
-    the device until the end: no per-batch synchronisation, so on a GPU the next batch is generated,
-    decoded and copied while the previous one is embedded. The progress bar shows img/s.
+    the device for FLUSH_BATCHES batches at a time: no per-batch synchronisation, so on a GPU the next
+    batch is generated, decoded and copied while the previous one is embedded. A Dataset's `resolution`
+    (when it has one) sizes the automatic batch. The progress bar shows img/s.
     """
     device = resolve_device(device)
-    batch_size = resolve_batch(batch_size, device)
+    batch_size = resolve_batch(batch_size, device, getattr(source, "resolution", None))
     num_workers = resolve_workers(num_workers, device)
     backbone = backbone.to(device)
-    outputs: dict[str, list[torch.Tensor]] = {name: [] for name in backbone.feature_dims}
+    on_device: dict[str, list[torch.Tensor]] = {name: [] for name in backbone.feature_dims}
+    on_host: dict[str, list[torch.Tensor]] = {name: [] for name in backbone.feature_dims}
     bar = tqdm(total=_count(source, max_items), desc=desc, unit="img", disable=not progress)
     batches = _batches(source, batch_size, num_workers, max_items, pin_memory=device.type == "cuda")
     with fp32_precision(), bar:
-        for batch in batches:
+        for count, batch in enumerate(batches, 1):
             features = backbone(_as_uint8(batch.to(device, non_blocking=True)))
-            for name in outputs:
-                outputs[name].append(features[name])
+            for name in on_device:
+                on_device[name].append(features[name])
+            if count % FLUSH_BATCHES == 0:
+                _move_to_host(on_device, on_host)
             bar.update(batch.shape[0])
-    if not outputs or not next(iter(outputs.values())):
+    _move_to_host(on_device, on_host)
+    if not on_host or not next(iter(on_host.values())):
         raise ValueError(f"no images to extract {desc} from (empty image set)")
-    return {name: torch.cat(chunks).cpu() for name, chunks in outputs.items()}
+    return {name: torch.cat(chunks) for name, chunks in on_host.items()}
+
+
+def _move_to_host(on_device: dict[str, list[torch.Tensor]], on_host: dict[str, list[torch.Tensor]]) -> None:
+    """Append the pending device chunks of each output to its host list, as one CPU tensor."""
+    for name, chunks in on_device.items():
+        if chunks:
+            on_host[name].append(torch.cat(chunks).cpu())
+            chunks.clear()

@@ -62,8 +62,9 @@ class StyleGAN2Loss(nn.Module):
     regularization intervals in steps (1 = every step). pl_weight: path-length weight (0 disables it).
     pl_decay: EMA rate of pl_mean. pl_batch_shrink: the path-length batch is batch // shrink.
     style_mixing: probability that a batch mixes two latents at a random layer index.
-    blur_init_sigma: sigma in pixels of the Gaussian blur of D's inputs (real and fake) at the start
-    (StyleGAN3-R: 10; 0 disables it); it falls linearly to 0 over the first blur_fade_kimg thousand images.
+    blur_init_sigma: standard deviation in pixels of the Gaussian blur of D's inputs (real and fake) at
+    the start (StyleGAN3-R: 8.49, NVlabs' sigma 10 of exp2(-(x/sigma)^2); 0 disables it); it falls
+    linearly to 0 over the first blur_fade_kimg thousand images.
     """
 
     def __init__(

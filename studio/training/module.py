@@ -115,9 +115,13 @@ class StyleGAN2Module(L.LightningModule):
         return self.cur_nimg >= self.total_nimg
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        # A regularizer that is off takes no extra steps, so its optimizer keeps the configured values.
+        loss = self.loss
+        pl_interval = loss.pl_interval if loss.pl_weight > 0 else None
+        r1_interval = loss.r1_interval if loss.gamma > 0 else None
         return [
-            make_lazy_optimizer(self.g_optimizer, self.G.parameters(), self.loss.pl_interval),
-            make_lazy_optimizer(self.d_optimizer, self.D.parameters(), self.loss.r1_interval),
+            make_lazy_optimizer(self.g_optimizer, self.G.parameters(), pl_interval),
+            make_lazy_optimizer(self.d_optimizer, self.D.parameters(), r1_interval),
         ]
 
     def on_train_start(self) -> None:

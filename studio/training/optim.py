@@ -14,18 +14,19 @@ def lazy_ratio(reg_interval: int) -> float:
 
 
 def make_lazy_optimizer(
-    factory: Callable[..., torch.optim.Optimizer], params: Iterable[nn.Parameter], reg_interval: int
+    factory: Callable[..., torch.optim.Optimizer], params: Iterable[nn.Parameter], reg_interval: int | None
 ) -> torch.optim.Optimizer:
     """Build `factory(params)` (a functools.partial from the optimizer config) with lr * r and betas ** r,
     r = lazy_ratio(reg_interval), so that (interval + 1) optimizer steps do what `interval` steps with
-    the configured (lr, betas) would (Karras et al. 2020, appendix B). Optimizers without betas only
+    the configured (lr, betas) would (Karras et al. 2020, appendix B). reg_interval None: the
+    regularizer is off, no extra steps, the configured values unchanged. Optimizers without betas only
     get the lr adjusted."""
     if not isinstance(factory, functools.partial):
         raise TypeError("optimizer configs must be partial (`_partial_: true`) so studio can pass parameters")
     kwargs = dict(factory.keywords)
     if "lr" not in kwargs:
         raise ValueError(f"optimizer config for {factory.func.__name__} must set lr")
-    r = lazy_ratio(reg_interval)
+    r = 1.0 if reg_interval is None else lazy_ratio(reg_interval)
     kwargs["lr"] = kwargs["lr"] * r
     if "betas" in kwargs:
         kwargs["betas"] = tuple(float(b) ** r for b in kwargs["betas"])

@@ -138,3 +138,8 @@ def test_translate_and_rotate_move_a_stylegan3_generators_images(tmp_path: Path,
         main([f"ckpt={checkpoint}", f"out={tmp_path / 'sg2'}", "num=1", "rotate=10"])
     with pytest.raises(SystemExit, match=r"translate must be \[X,Y\] in image widths, got '\[1\]'"):
         main([f"ckpt={sg3}", f"out={tmp_path / 'bad'}", "num=1", "translate=[1]"])
+
+
+def test_generate_reports_bad_numbers_in_one_line() -> None:
+    with pytest.raises(SystemExit, match=r"studio-generate: could not convert string to float: 'x'"):
+        main(["ckpt=a.ckpt", "out=o", "num=1", "rotate=x"])

@@ -160,3 +160,11 @@ def test_decoding_workers_give_the_features_of_the_main_process(backbone):
     in_process = extract_features(data, backbone, batch_size=4, num_workers=0, progress=False)
     decoded_by_workers = extract_features(data, backbone, batch_size=4, num_workers=2, progress=False)
     assert all(torch.equal(in_process[k], decoded_by_workers[k]) for k in in_process)
+
+
+def test_features_moved_to_the_host_in_between_are_the_same(backbone, monkeypatch):
+    data = TinyImages(n=9)
+    whole = extract_features(data, backbone, batch_size=2, num_workers=0, progress=False)
+    monkeypatch.setattr(extract, "FLUSH_BATCHES", 2)  # 5 batches: moved after the 2nd, 4th and last
+    flushed = extract_features(data, backbone, batch_size=2, num_workers=0, progress=False)
+    assert all(torch.equal(whole[k], flushed[k]) for k in whole) and whole["pool"].shape[0] == 9

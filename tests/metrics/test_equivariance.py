@@ -221,7 +221,7 @@ def test_suite_options_directions_and_names() -> None:
     assert effective_options(["eq_t", "eq_r"])["equivariance"] == {
         "num_samples": 50000,
         "translate_max": 0.125,
-        "rotate_max": 45.0,
+        "rotate_max": 180.0,
         "lanczos_radius": 8,
         "batch": 16,
         "seed": 0,

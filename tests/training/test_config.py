@@ -92,7 +92,7 @@ def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
     if name.startswith("stylegan3"):
         assert count(G) == STYLEGAN3_COUNTS[name]
         assert (cfg.loss.style_mixing, cfg.loss.pl_weight, cfg.model.map_layers) == (0, 0, 2)
-        assert cfg.loss.blur_init_sigma == (10 if "_r_" in name else 0)
+        assert cfg.loss.blur_init_sigma == (8.49 if "_r_" in name else 0)
     else:
         g_params = stylegan2_g_params(res, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max)
         assert count(G) == g_params

@@ -292,7 +292,7 @@ def equivariance(
     metrics: Sequence[str] = KINDS,
     num_samples: int = 50000,
     translate_max: float = 0.125,
-    rotate_max: float = 45.0,
+    rotate_max: float = 180.0,
     lanczos_radius: int = 8,
     batch: int = 16,
     seed: int = 0,
