@@ -288,3 +288,11 @@ def test_stylegan3_r_trains_and_resumes_bitwise_with_the_d_blur_fading_mid_run(t
     G = build_network(a["networks"]["generator"])
     G.load_state_dict(a["G_ema"])
     assert torch.isfinite(G(torch.randn(2, G.z_dim), None)).all()
+
+
+def test_an_optimizer_whose_regularizer_is_off_keeps_the_configured_lr_and_betas(tmp_path, tiny_cfg) -> None:
+    train(tiny_cfg(tmp_path, "train.kimg=0.004", "loss.pl_weight=0", "loss.gamma=0"))
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    for opt, lr in (("opt_G", 0.0025), ("opt_D", 0.002)):
+        group = state[opt]["param_groups"][0]
+        assert (group["lr"], tuple(group["betas"])) == (lr, (0.0, 0.99)), opt
