@@ -17,8 +17,12 @@ class Generator(nn.Module):
     mapping_kwargs go to MappingNetwork (num_layers, lr_multiplier, w_avg_beta, embed_features,
     layer_features, activation); synthesis_kwargs to SynthesisNetwork (channel_base, channel_max,
     num_fp16_res, conv_clamp, fused_modconv, resample_filter). Style mixing: call `mapping` twice and
-    splice the ws along dim 1 (there are `num_ws` of them) before `synthesis`.
+    splice the ws along dim 1 (there are `num_ws` of them) before `synthesis`. Subclasses with another
+    synthesis network (StyleGAN3) set `synthesis_class` and `mapping_defaults`.
     """
+
+    synthesis_class: type[nn.Module] = SynthesisNetwork
+    mapping_defaults: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -36,14 +40,15 @@ class Generator(nn.Module):
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(
+        self.synthesis = self.synthesis_class(
             w_dim=w_dim,
             img_resolution=img_resolution,
             img_channels=img_channels,
             **dict(synthesis_kwargs or {}),
         )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))
+        mapping_kwargs = {**self.mapping_defaults, **dict(mapping_kwargs or {})}
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(
         self,

@@ -5,10 +5,9 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
 
 from models.registry import register_network
-from models.stylegan2.mapping import MappingNetwork
+from models.stylegan2.generator import Generator as StyleGAN2Generator
 from models.stylegan3.synthesis import SynthesisNetwork
 
 # synthesis_kwargs of the paper's two configurations. R: 1x1 convs and radially symmetric down-sampling
@@ -23,7 +22,7 @@ MAPPING_DEFAULTS: dict[str, Any] = {"num_layers": 2, "w_avg_beta": 0.998}
 
 
 @register_network("stylegan3-generator", version=1)
-class Generator(nn.Module):
+class Generator(StyleGAN2Generator):
     """z [N, z_dim], c [N, c_dim] -> image [N, img_channels, img_resolution, img_resolution] (about [-1, 1]).
 
     mapping_kwargs go to models.stylegan2.MappingNetwork (over MAPPING_DEFAULTS); synthesis_kwargs to
@@ -31,31 +30,8 @@ class Generator(nn.Module):
     `synthesis.input.transform` buffer translates/rotates the output of a trained generator.
     """
 
-    def __init__(
-        self,
-        z_dim: int = 512,
-        c_dim: int = 0,
-        w_dim: int = 512,
-        img_resolution: int = 256,
-        img_channels: int = 3,
-        mapping_kwargs: dict[str, Any] | None = None,
-        synthesis_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim,
-            img_resolution=img_resolution,
-            img_channels=img_channels,
-            **dict(synthesis_kwargs or {}),
-        )
-        self.num_ws = self.synthesis.num_ws
-        mapping_kwargs = {**MAPPING_DEFAULTS, **dict(mapping_kwargs or {})}
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **mapping_kwargs)
+    synthesis_class = SynthesisNetwork
+    mapping_defaults = MAPPING_DEFAULTS
 
     def set_motion(self, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
         """Move every image this generator draws: rotate its content by `rotate` degrees (counter-clockwise
@@ -70,16 +46,3 @@ class Generator(nn.Module):
         )
         transform = self.synthesis.input.transform
         transform.copy_(torch.linalg.inv(motion).to(transform))
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        **synthesis_kwargs: Any,
-    ) -> torch.Tensor:
-        """synthesis_kwargs: fused_modconv, and noise_mode (accepted and ignored; no noise inputs)."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
