@@ -70,7 +70,7 @@ class GeneratorMetrics:
             self._backbone = create_backbone(backbone, weights=weights)
             self._backbone.require_outputs(needed_features(self.metrics), f"eval.metrics {self.metrics}")
         self.path_length = path_length_for(self.metrics, options)
-        # Whether G has an input transform is checked at each evaluation (G is not known here).
+        # Whether G has an input transform: checked at training start (studio.training.run) and each tick.
         self.equivariance = equivariance_for(self.metrics, options)
         resolve_batch(batch, torch.device("cpu"))  # a bad setting fails now, not at the first tick
         self.batch = batch  # resolved for the device (and generator resolution) at each call

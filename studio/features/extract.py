@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -29,9 +29,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def default_batch(device: torch.device, resolution: int | None = None) -> int:
     """Images per extraction and generation batch. CPU: 16 (the FID Inception ran 1.2x faster at 8-16
     images than at 64 on 2 cores: README, Benchmarks). GPU: 256,
-    fewer for generated images above 256² (256·(256/R)², at least 8) so that a 1024² generator's
-    activations fit as well as Inception's (about 3 GiB at 256). It depends only on the device type
-    and R, so every rank of a distributed run picks the same."""
+    fewer for images above 256², generated or read (256·(256/R)², at least 8) so that a 1024²
+    generator's activations and pinned batches fit as well as Inception's (about 3 GiB at 256). It
+    depends only on the device type and R, so every rank of a distributed run picks the same."""
     if device.type != "cuda":
         return 16
     if resolution is None or resolution <= 256:
@@ -39,13 +39,19 @@ def default_batch(device: torch.device, resolution: int | None = None) -> int:
     return max(8, 256 * 256**2 // resolution**2)
 
 
+def _auto_or_int(name: str, value: int | str | None, minimum: int, auto: Callable[[], int]) -> int:
+    """`value` as an int >= minimum, with "auto" / None meaning `auto()`; otherwise a ValueError."""
+    if value is None or value == "auto":
+        return auto()
+    if isinstance(value, str) or int(value) < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {wanted} or 'auto', got {value!r}")
+    return int(value)
+
+
 def resolve_batch(batch: int | str | None, device: torch.device, resolution: int | None = None) -> int:
     """`batch` as an int, with "auto" / None meaning `default_batch(device, resolution)`."""
-    if batch is None or batch == "auto":
-        return default_batch(device, resolution)
-    if isinstance(batch, str) or int(batch) < 1:
-        raise ValueError(f"batch must be a positive integer or 'auto', got {batch!r}")
-    return int(batch)
+    return _auto_or_int("batch", batch, 1, lambda: default_batch(device, resolution))
 
 
 def default_workers(device: torch.device) -> int:
@@ -60,11 +66,7 @@ def default_workers(device: torch.device) -> int:
 
 def resolve_workers(workers: int | str | None, device: torch.device) -> int:
     """`workers` as an int, with "auto" / None meaning `default_workers(device)`."""
-    if workers is None or workers == "auto":
-        return default_workers(device)
-    if isinstance(workers, str) or int(workers) < 0:
-        raise ValueError(f"workers must be an integer >= 0 or 'auto', got {workers!r}")
-    return int(workers)
+    return _auto_or_int("workers", workers, 0, lambda: default_workers(device))
 
 
 def _as_uint8(batch: torch.Tensor) -> torch.Tensor:
