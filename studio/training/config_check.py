@@ -159,10 +159,11 @@ GROUP_KEYS: dict[str, dict[str, Rule]] = {
         "use_labels": boolean,
         "num_workers": either(one_of("auto"), integer(0)),
     },
-    "model": {"c_dim": integer(0)},
+    "model": {"c_dim": integer(0), "backbone_weights": optional(text)},
     "logger": {"offline": boolean},
 }
 TARGET_GROUPS = ("loss", "trainer")
+OPTIONAL_TARGET_GROUPS = ("augment", "optimizer")  # optimizer: one _target_ per network; augment: one or none
 REQUIRED_HINTS = {"data.path": "/path/to/images (a folder or a .zip of images)"}
 
 
@@ -183,8 +184,10 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
     checked_at_source = forwarded_ruled_keys(cfg)
     problems: list[str] = []
     for key in values:
-        if key not in (*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, "model", "optimizer"):
-            problems.append(unknown(key, [*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, "optimizer"]))
+        if key not in (*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, *OPTIONAL_TARGET_GROUPS):
+            problems.append(
+                unknown(key, [*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, *OPTIONAL_TARGET_GROUPS])
+            )
     problems += check_rules(values, TOP_LEVEL, "")
     for section, rules in SECTIONS.items():
         problems += check_rules(values.get(section, {}), rules, f"{section}.", refuse_unknown=True)
@@ -192,6 +195,8 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
         problems += check_group(values.get(group) or {}, rules, group, used, checked_at_source)
     for group in TARGET_GROUPS:
         problems += check_target(values[group], group, checked_at_source)
+    if values.get("augment"):  # augment=none is an empty config
+        problems += check_target(values["augment"], "augment", checked_at_source)
     for name, node in (values.get("optimizer") or {}).items():
         problems += check_target(node, f"optimizer.{name}", checked_at_source)
     problems += check_monitor(values.get("eval", {}))

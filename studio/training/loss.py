@@ -1,10 +1,12 @@
-"""StyleGAN2 objective: non-saturating logistic loss, style mixing, lazy R1 and path-length regularization.
+"""GAN objectives: StyleGAN2's non-saturating logistic loss with style mixing, lazy R1 and path-length
+regularization, and Projected GAN's hinge loss; both with optional augmentation of every image D sees.
 
 Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (2020), sections 2.2 and 3.2.
 Regularizers run every `*_interval` steps with their loss multiplied by the interval ("lazy
 regularization"), so their expected gradient per image equals that of regularizing every step.
 StyleGAN3 (Karras et al. 2021) trains with the same objective, without style mixing and path length;
 its config R also blurs every image D sees, with a Gaussian whose sigma fades out early in training.
+Projected GAN (Sauer et al. 2021) trains with the hinge loss and no regularizer.
 """
 
 import math
@@ -27,6 +29,29 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
     taps = ops.setup_filter((-(offsets**2) / (2 * sigma**2)).exp(), device=images.device, separable=True)
     return ops.filter2d(images, taps)
+
+
+def logistic_d(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """D's non-saturating logistic loss E[softplus(D(G(z)))] + E[softplus(-D(x))] from logits [N, L]."""
+    return F.softplus(fake).mean() + F.softplus(-real).mean()
+
+
+def logistic_g(fake: torch.Tensor) -> torch.Tensor:
+    """G's non-saturating logistic loss E[softplus(-D(G(z)))]."""
+    return F.softplus(-fake).mean()
+
+
+def hinge_d(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """D's hinge loss E[relu(1 + D(G(z)))] + E[relu(1 - D(x))]."""
+    return F.relu(1 + fake).mean() + F.relu(1 - real).mean()
+
+
+def hinge_g(fake: torch.Tensor) -> torch.Tensor:
+    """G's hinge loss -E[D(G(z))]."""
+    return -fake.mean()
+
+
+OBJECTIVES = {"logistic": (logistic_d, logistic_g), "hinge": (hinge_d, hinge_g)}
 
 
 def r1_penalty(
@@ -56,7 +81,7 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> to
 
 class StyleGAN2Loss(nn.Module):
     """Losses of one StyleGAN2 training step; holds the path-length running mean `pl_mean` (a buffer,
-    so it is saved and restored with the module's state_dict).
+    so it is saved and restored with the module's state_dict) and the augmentation (ADA's p too).
 
     gamma: R1 weight (penalty = gamma / 2 * E||grad D(x)||^2). r1_interval / pl_interval: lazy
     regularization intervals in steps (1 = every step). pl_weight: path-length weight (0 disables it).
@@ -65,6 +90,10 @@ class StyleGAN2Loss(nn.Module):
     blur_init_sigma: standard deviation in pixels of the Gaussian blur of D's inputs (real and fake) at
     the start (StyleGAN3-R: 8.49, NVlabs' sigma 10 of exp2(-(x/sigma)^2); 0 disables it); it falls
     linearly to 0 over the first blur_fade_kimg thousand images.
+    objective: "logistic" (StyleGAN's non-saturating loss) or "hinge" (Projected GAN's, trained without
+    R1, path length or style mixing: its discriminator sees features of a frozen network).
+    augment: applied to every image D sees, real and fake, after the blur (models.augment: DiffAugment
+    or AdaptiveAugment, whose p follows the sign of D on reals; None: no augmentation).
     """
 
     def __init__(
@@ -78,8 +107,12 @@ class StyleGAN2Loss(nn.Module):
         style_mixing: float = 0.9,
         blur_init_sigma: float = 0.0,
         blur_fade_kimg: float = 200.0,
+        objective: str = "logistic",
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"loss.objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         for name, interval in (("r1_interval", r1_interval), ("pl_interval", pl_interval)):
             if int(interval) != interval or interval < 1:
                 raise ValueError(f"loss.{name} must be an integer >= 1 (1 = every step), got {interval}")
@@ -107,7 +140,21 @@ class StyleGAN2Loss(nn.Module):
         self.blur_init_sigma = float(blur_init_sigma)
         self.blur_fade_kimg = float(blur_fade_kimg)
         self.blur_sigma = self.blur_init_sigma
+        self.objective = objective
+        self.d_objective, self.g_objective = OBJECTIVES[objective]
+        self.augment = augment
         self.register_buffer("pl_mean", torch.zeros([]))
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the augmentation strength adapts to D's outputs (ADA)."""
+        return bool(getattr(self.augment, "adaptive", False))
+
+    def adapt_augment(self, num_steps: int, batch_size: int) -> None:
+        """After step `num_steps` (counted from 0) of `batch_size` global images: ADA adjusts p every
+        `augment.interval` steps from the signs of D on reals gathered since its last adjustment."""
+        if self.adaptive and (num_steps + 1) % self.augment.interval == 0:
+            self.augment.adjust(batch_size)
 
     def set_progress(self, cur_nimg: int) -> None:
         """Follow the training progress (images shown so far): sets the current D-input blur sigma."""
@@ -117,8 +164,11 @@ class StyleGAN2Loss(nn.Module):
     def discriminate(
         self, discriminator: nn.Module, images: torch.Tensor, c: torch.Tensor | None
     ) -> torch.Tensor:
-        """D's logits [N, 1] of `images`, blurred first while blur_sigma > 0."""
-        return discriminator(gaussian_blur(images, self.blur_sigma), c)
+        """D's logits [N, L] of `images`, blurred first while blur_sigma > 0, then augmented."""
+        images = gaussian_blur(images, self.blur_sigma)
+        if self.augment is not None:
+            images = self.augment(images)
+        return discriminator(images, c)
 
     def mapping(
         self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
@@ -142,9 +192,9 @@ class StyleGAN2Loss(nn.Module):
     def generator_loss(
         self, generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, c: torch.Tensor | None
     ) -> torch.Tensor:
-        """Non-saturating loss E[softplus(-D(G(z)))], scalar."""
+        """G's loss on D's logits of G(z) (`g_objective`), scalar."""
         img, _ = self.generate(generator, z, c)
-        return F.softplus(-self.discriminate(discriminator, img, c)).mean()
+        return self.g_objective(self.discriminate(discriminator, img, c))
 
     def path_length_loss(self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """pl_weight * pl_interval * E[(|J^T y| - pl_mean)^2], scalar; updates pl_mean (EMA, rate pl_decay).
@@ -173,13 +223,16 @@ class StyleGAN2Loss(nn.Module):
         real: torch.Tensor,
         real_c: torch.Tensor | None,
     ) -> torch.Tensor:
-        """E[softplus(D(G(z)))] + E[softplus(-D(x))], scalar. G runs without gradients; its mapping
-        network updates its running w average here."""
+        """D's loss on its logits of G(z) and of the reals (`d_objective`), scalar. G runs without
+        gradients; its mapping network updates its running w average here. ADA gathers the signs of
+        the real logits."""
         with torch.no_grad():
             fake, _ = self.generate(generator, z, c, update_emas=True)
-        fake_loss = F.softplus(self.discriminate(discriminator, fake, c)).mean()
-        real_loss = F.softplus(-self.discriminate(discriminator, real, real_c)).mean()
-        return fake_loss + real_loss
+        fake_logits = self.discriminate(discriminator, fake, c)
+        real_logits = self.discriminate(discriminator, real, real_c)
+        if self.adaptive:
+            self.augment.accumulate(real_logits.detach())
+        return self.d_objective(fake_logits, real_logits)
 
     def r1_loss(self, discriminator: nn.Module, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """gamma / 2 * E||grad_x D(blur(x))||^2 * r1_interval, scalar (gradient w.r.t. the unblurred x)."""

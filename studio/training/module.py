@@ -53,6 +53,11 @@ class RunningStats:
         return means
 
 
+def trainable_parameters(net: nn.Module) -> list[nn.Parameter]:
+    """The parameters the optimizer updates: all but frozen parts' (a Projected GAN's backbone)."""
+    return [p for p in net.parameters() if p.requires_grad]
+
+
 class StyleGAN2Module(L.LightningModule):
     """G, D and G_ema trained with the StyleGAN2 objective; one training_step = one global batch.
 
@@ -120,8 +125,8 @@ class StyleGAN2Module(L.LightningModule):
         pl_interval = loss.pl_interval if loss.pl_weight > 0 else None
         r1_interval = loss.r1_interval if loss.gamma > 0 else None
         return [
-            make_lazy_optimizer(self.g_optimizer, self.G.parameters(), pl_interval),
-            make_lazy_optimizer(self.d_optimizer, self.D.parameters(), r1_interval),
+            make_lazy_optimizer(self.g_optimizer, trainable_parameters(self.G), pl_interval),
+            make_lazy_optimizer(self.d_optimizer, trainable_parameters(self.D), r1_interval),
         ]
 
     def on_train_start(self) -> None:
@@ -194,6 +199,7 @@ class StyleGAN2Module(L.LightningModule):
         )
         if loss.gamma > 0 and self.num_steps % loss.r1_interval == 0:
             losses["loss/D_r1"] = self._train_phase(D, opt_d, lambda: loss.r1_loss(D, real, real_c))
+        loss.adapt_augment(self.num_steps, self.batch_size)
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
         # Running statistics G updates in its forward (w_avg, StyleGAN3's magnitude_ema): equal on all ranks.
@@ -201,6 +207,8 @@ class StyleGAN2Module(L.LightningModule):
 
         # One host-device sync per step: losses and pl_mean come back together for the NaN check and logs.
         losses["pl_mean"] = loss.pl_mean
+        if loss.adaptive:
+            losses["augment/p"] = loss.augment.p.to(loss.pl_mean.dtype)
         values = dict(zip(losses, mean_over_ranks(torch.stack(list(losses.values()))).tolist(), strict=True))
         self._check_finite(values)
         update_ema_(self.G_ema, G, ema_beta(self.batch_size, self.ema_kimg, self.ema_rampup, self.cur_nimg))

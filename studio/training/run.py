@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
+from studio.features.pretrained import load_feature_network_weights
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
 from studio.io.checkpoint import latest_checkpoint, load_checkpoint, network_spec
 from studio.metrics.compute import metric_outputs
@@ -222,13 +223,33 @@ def use_channels_last(cfg: DictConfig) -> bool:
     return trains_on_cpu(cfg) if setting == "auto" else setting
 
 
+def load_pretrained_backbone(discriminator: nn.Module, weights: str | None) -> None:
+    """Load the ImageNet weights of a Projected GAN discriminator's frozen backbone (model.backbone_weights,
+    else studio's cache, else the package that ships them); other discriminators have none to load."""
+    network = getattr(discriminator, "feature_network", None)
+    if network is None:
+        if weights is not None:
+            raise ConfigError(
+                f"model.backbone_weights={weights}: this discriminator has no pretrained backbone; "
+                "remove the key or use model/discriminator=projected."
+            )
+        return
+    source = load_feature_network_weights(network, weights)
+    log.info("Discriminator backbone %s: weights from %s.", network.name, source)
+
+
 def build_module(cfg: DictConfig) -> StyleGAN2Module:
-    """Networks, loss and optimizers from the config (weights initialised from cfg.seed)."""
+    """Networks, loss, augmentation and optimizers from the config (weights initialised from cfg.seed,
+    a Projected GAN backbone's loaded from its pretrained file)."""
     L.seed_everything(cfg.seed, verbose=False)
+    generator = build(cfg.model.generator, "model.generator")
+    discriminator = build(cfg.model.discriminator, "model.discriminator")
+    load_pretrained_backbone(discriminator, cfg.model.get("backbone_weights"))
+    augment = build(cfg.augment, "augment") if cfg.get("augment") else None
     return StyleGAN2Module(
-        generator=build(cfg.model.generator, "model.generator"),
-        discriminator=build(cfg.model.discriminator, "model.discriminator"),
-        loss=build(cfg.loss, "loss"),
+        generator=generator,
+        discriminator=discriminator,
+        loss=build(cfg.loss, "loss", augment=augment),
         g_optimizer=build(cfg.optimizer.generator, "optimizer.generator"),
         d_optimizer=build(cfg.optimizer.discriminator, "optimizer.discriminator"),
         batch_size=cfg.train.batch,

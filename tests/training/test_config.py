@@ -82,8 +82,11 @@ STYLEGAN3_COUNTS = {
 }
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
+STYLEGAN_EXPERIMENTS = [name for name in EXPERIMENTS if not name.startswith("projected")]
+
+
+@pytest.mark.parametrize("name", STYLEGAN_EXPERIMENTS)
+def test_every_stylegan_experiment_composes_and_builds_its_networks(name: str) -> None:
     cfg = compose_experiment(name)
     m, res = cfg.model, cfg.data.resolution
     G = instantiate(cfg.model.generator)
@@ -99,6 +102,46 @@ def test_every_experiment_composes_and_builds_its_networks(name: str) -> None:
     assert count(D) == stylegan2_d_params(res, m.channel_base, m.channel_max)
     instantiate(cfg.loss)
     instantiate(cfg.optimizer.generator)
+
+
+@pytest.mark.parametrize(
+    ("name", "lr", "generator"),
+    [
+        ("projected_fastgan_256", 0.0002, "models.fastgan.Generator"),
+        ("projected_fastgan_lite_256", 0.0002, "models.fastgan.Generator"),
+        ("projected_fastgan_cpu32", 0.0002, "models.fastgan.Generator"),
+        ("projected_stylegan2_256", 0.002, "models.stylegan2.Generator"),
+    ],
+)
+def test_projected_presets_have_the_published_settings(name: str, lr: float, generator: str) -> None:
+    # Sauer et al. 2021 / their train.py: hinge loss, DiffAugment, Adam betas (0, 0.99), EMA batch * 10 / 32.
+    cfg = compose_experiment(name)
+    assert cfg.model.generator._target_ == generator
+    assert cfg.model.discriminator._target_ == "models.projected.ProjectedDiscriminator"
+    assert (cfg.loss.objective, cfg.loss.gamma, cfg.loss.pl_weight, cfg.loss.style_mixing) == (
+        "hinge",
+        0,
+        0,
+        0,
+    )
+    assert (cfg.augment._target_, cfg.augment.policy) == (
+        "models.augment.DiffAugment",
+        "color,translation,cutout",
+    )
+    for net in ("generator", "discriminator"):
+        assert (cfg.optimizer[net].lr, list(cfg.optimizer[net].betas)) == (lr, [0.0, 0.99])
+    assert cfg.train.ema_kimg is None  # batch * 10 / 32
+    assert cfg.model.discriminator.projection == "ccm_csm"
+    assert cfg.model.discriminator.separable_heads == (generator == "models.stylegan2.Generator")
+    if name.endswith("_256"):
+        assert (cfg.train.batch, cfg.data.resolution, cfg.model.discriminator.backbone_resolution) == (
+            64,
+            256,
+            None,
+        )
+        assert cfg.model.generator.get("lite", False) == ("lite" in name)
+    if generator == "models.stylegan2.Generator":
+        assert (cfg.model.z_dim, cfg.model.w_dim, cfg.model.map_layers) == (64, 128, 2)
 
 
 def test_the_256_preset_is_nvlabs_single_gpu_setting() -> None:
@@ -179,7 +222,7 @@ def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
     lines = invalid_lines(cfg)
     assert lines[:5] == [
         "  kimg: unknown key (valid keys here: run_dir, seed, resume, train, ckpt, eval, data, model, "
-        "logger, loss, trainer, optimizer).",
+        "logger, loss, trainer, augment, optimizer).",
         "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, monitor, mode, "
         "strict, views, psi_sweep, num_gen, num_real, backbone, weights, batch, grid).",
         "  data.path: this data config does not use it (no _target_ argument refers to it); remove it or "

@@ -1,4 +1,5 @@
-"""StyleGAN2 loss terms against hand-computed cases with analytic gradients."""
+"""Loss terms against hand-computed cases with analytic gradients: StyleGAN2's regularizers, the hinge
+and logistic objectives, augmentation of D's inputs and ADA's hooks."""
 
 import math
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.training.loss import StyleGAN2Loss, path_lengths, r1_penalty
+from studio.training.loss import StyleGAN2Loss, hinge_d, hinge_g, path_lengths, r1_penalty
 
 
 class QuadraticD(nn.Module):
@@ -174,3 +175,102 @@ def test_d_input_blur_fades_out_and_r1_differentiates_through_it():
         ValueError, match="loss.blur_init_sigma must be >= 0 pixels and loss.blur_fade_kimg > 0"
     ):
         StyleGAN2Loss(gamma=1.0, blur_init_sigma=-1)
+
+
+class RecordingD(nn.Module):
+    """D(x) = mean of x per image, [N, 2] (two logits per image, as a Projected D's several heads);
+    records every input it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        self.seen.append(img.detach().clone())
+        mean = img.flatten(1).mean(1, keepdim=True)
+        return torch.cat([mean, 2 * mean], dim=1)
+
+
+class AddOne(nn.Module):
+    """A stand-in augmentation: x + 1."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images + 1
+
+
+class CountingADA(AddOne):
+    """Records what an adaptive augmentation is told."""
+
+    adaptive = True
+    interval = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("p", torch.tensor(0.25, dtype=torch.float64))
+        self.accumulated: list[torch.Tensor] = []
+        self.adjusted: list[int] = []
+
+    def accumulate(self, real_logits: torch.Tensor) -> None:
+        self.accumulated.append(real_logits)
+
+    def adjust(self, batch_size: int) -> None:
+        self.adjusted.append(batch_size)
+
+
+def test_hinge_values_by_hand() -> None:
+    fake = torch.tensor([[-2.0, 0.5]])
+    real = torch.tensor([[3.0], [0.0]])
+    # relu(1 + fake): [0, 1.5] -> 0.75; relu(1 - real): [0, 1] -> 0.5
+    assert hinge_d(fake, real).item() == 1.25
+    assert hinge_g(fake).item() == 0.75
+
+
+def test_objective_choice_and_error() -> None:
+    G, D = LinearG(), RecordingD()
+    z = torch.randn(3, G.z_dim, dtype=torch.float64)
+    real = torch.randn(3, 1, G.hw, G.hw, dtype=torch.float64)
+    hinge = StyleGAN2Loss(gamma=0, objective="hinge", style_mixing=0)
+    logistic = StyleGAN2Loss(gamma=0, style_mixing=0)
+    fake = G.synthesis(G.mapping(z, None))
+    fake_logits, real_logits = D(fake, None), D(real, None)
+    torch.testing.assert_close(
+        hinge.discriminator_loss(G, D, z, None, real, None), hinge_d(fake_logits, real_logits)
+    )
+    expected = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    torch.testing.assert_close(logistic.discriminator_loss(G, D, z, None, real, None), expected)
+    torch.testing.assert_close(hinge.generator_loss(G, D, z, None), -fake_logits.mean())
+    with pytest.raises(ValueError, match=r"^loss.objective must be one of logistic, hinge, got 'wgan'$"):
+        StyleGAN2Loss(gamma=0, objective="wgan")
+
+
+def test_augment_sees_every_image_d_sees_including_r1() -> None:
+    G, D = LinearG(), RecordingD()
+    loss = StyleGAN2Loss(gamma=1.0, style_mixing=0, augment=AddOne())
+    z = torch.randn(2, G.z_dim, dtype=torch.float64)
+    real = torch.zeros(2, 1, G.hw, G.hw, dtype=torch.float64)
+    loss.discriminator_loss(G, D, z, None, real, None)
+    loss.r1_loss(D, real, None)
+    loss.generator_loss(G, D, z, None)
+    fake = G.synthesis(G.mapping(z, None)).detach()
+    torch.testing.assert_close(D.seen[0], fake + 1)
+    torch.testing.assert_close(D.seen[1], real + 1)
+    torch.testing.assert_close(D.seen[2], real + 1)
+    torch.testing.assert_close(D.seen[3], fake + 1)
+
+
+def test_adaptive_augment_gets_real_logits_and_adjusts_every_interval() -> None:
+    G, D = LinearG(), RecordingD()
+    ada = CountingADA()
+    loss = StyleGAN2Loss(gamma=0, style_mixing=0, augment=ada)
+    assert loss.adaptive and not StyleGAN2Loss(gamma=0, augment=AddOne()).adaptive
+    z = torch.randn(2, G.z_dim, dtype=torch.float64)
+    real = torch.full((2, 1, G.hw, G.hw), 0.5, dtype=torch.float64)
+    loss.discriminator_loss(G, D, z, None, real, None)
+    assert len(ada.accumulated) == 1 and not ada.accumulated[0].requires_grad
+    torch.testing.assert_close(
+        ada.accumulated[0], torch.tensor([[1.5, 3.0], [1.5, 3.0]], dtype=torch.float64)
+    )
+    for step in range(5):
+        loss.adapt_augment(step, batch_size=32)
+    assert ada.adjusted == [32, 32]  # after steps 1 and 3 (interval 2)
+    assert "augment.p" in loss.state_dict()
