@@ -16,7 +16,7 @@ is returned as it is (bitwise), so p = 0 is the identity.
 Adaptation (section 3): r_t = E[sign(D(real))] over the real logits since the last adjustment;
 every `interval` steps p += sign(r_t - target) * batch_size * interval / (speed_kimg * 1000), clamped to
 [0, 1] (published: target 0.6, interval 4, speed_kimg 500, so p can go from 0 to 1 in 500k images).
-The sums live in buffers, summed over ranks under torch.distributed, so a checkpoint resumes exactly.
+The sums live in buffers, summed over ranks as they are gathered, so a checkpoint resumes exactly.
 
 Double backward: every op on the images is double-differentiable on all supported torch versions
 (`sampling` avoids `F.grid_sample`), so R1 (the gradient of D(augment(x)) w.r.t. x with
@@ -77,8 +77,8 @@ class AdaptiveAugment(Augment):
         policy: enabled transforms, see `parse_policy` ("bgc" = all of blit, geometric and colour).
 
     State (buffers, in the state_dict): `p` (float64 scalar), `sign_sum` and `count` (float64 scalars:
-    the sum of sign(D(real)) and the number of logits since the last adjustment). `rt` (not saved) holds
-    the r_t of the last adjustment, for logging (NaN before the first).
+    the sum of sign(D(real)) and the number of logits since the last adjustment, over all ranks, so every
+    rank holds the same state and a checkpoint resumes exactly on any number of processes).
     """
 
     adaptive = True
@@ -108,13 +108,12 @@ class AdaptiveAugment(Augment):
         self.register_buffer("p", torch.tensor(float(p), dtype=torch.float64))
         self.register_buffer("sign_sum", torch.zeros((), dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("rt", torch.full((), float("nan"), dtype=torch.float64), persistent=False)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "AdaptiveAugment":
         # Keep the adaptation state in float64 whatever the module is cast to (.half(), a "bf16-true"
         # trainer): p moves by ~1e-5 per adjustment, far below half precision's resolution near 0.5.
         super()._apply(fn, recurse)
-        for name in ("p", "sign_sum", "count", "rt"):
+        for name in ("p", "sign_sum", "count"):
             setattr(self, name, getattr(self, name).to(torch.float64))
         return self
 
@@ -147,29 +146,31 @@ class AdaptiveAugment(Augment):
 
     @torch.no_grad()
     def accumulate(self, real_logits: Tensor) -> None:
-        """Add sign(D(real)) of real_logits (any shape) to the running sums; no host sync."""
+        """Add the signs of D's outputs on real images, real_logits [N, ...], to the sums: one sign per
+        image, of its mean logit (a discriminator with several logits per image, such as a Projected GAN's,
+        counts each image once, as the paper's r_t does). Summed over ranks; no host sync."""
         if self.target is None:
             return
-        logits = real_logits.detach()
-        self.sign_sum += torch.sign(logits).sum().to(self.sign_sum)
-        self.count += logits.numel()
+        per_image = real_logits.detach().reshape(len(real_logits), -1).mean(1)
+        sums = torch.stack(
+            [torch.sign(per_image).sum().to(self.sign_sum), self.count.new_tensor(per_image.numel())]
+        )
+        sums = _sum_over_ranks(sums)
+        self.sign_sum += sums[0]
+        self.count += sums[1]
 
     @torch.no_grad()
     def adjust(self, batch_size: int) -> None:
         """Update p from the accumulated signs and reset them; call every `interval` steps on every rank.
 
-        batch_size: images per step over all ranks (the global batch). Under torch.distributed the sums
-        are all-reduced first, so every rank gets the same p. No host sync; nothing changes when no
-        logits were accumulated.
+        batch_size: images per step over all ranks (the global batch). No host sync; nothing changes when
+        no logits were accumulated.
         """
         if self.target is None:
             return
-        sums = _sum_over_ranks(torch.stack([self.sign_sum, self.count]))
-        sign_sum, count = sums[0], sums[1]
-        seen = count > 0
-        rt = sign_sum / count.clamp(min=1)
+        seen = self.count > 0
+        rt = self.sign_sum / self.count.clamp(min=1)
         step = torch.sign(rt - self.target) * (batch_size * self.interval) / (self.speed_kimg * 1000)
         self.p.copy_(torch.where(seen, (self.p + step).clamp(0.0, 1.0), self.p))
-        self.rt.copy_(torch.where(seen, rt, self.rt))
         self.sign_sum.zero_()
         self.count.zero_()

@@ -3,23 +3,23 @@
 from models.fastgan.generator import (
     CHANNEL_MULTIPLIERS,
     SLE_SOURCES,
-    FastganMapping,
-    FastganSynthesis,
+    FastGANSynthesisNetwork,
     Generator,
+    LatentMapping,
     channels_at,
 )
-from models.fastgan.layers import InitLayer, NoiseInjection, SkipLayerExcitation, UpBlockBig, UpBlockSmall
+from models.fastgan.layers import FullUpBlock, InitialBlock, LiteUpBlock, NoiseInput, SkipLayerExcitation
 
 __all__ = [
     "CHANNEL_MULTIPLIERS",
     "SLE_SOURCES",
-    "FastganMapping",
-    "FastganSynthesis",
+    "LatentMapping",
+    "FastGANSynthesisNetwork",
     "Generator",
-    "InitLayer",
-    "NoiseInjection",
+    "InitialBlock",
+    "NoiseInput",
     "SkipLayerExcitation",
-    "UpBlockBig",
-    "UpBlockSmall",
+    "FullUpBlock",
+    "LiteUpBlock",
     "channels_at",
 ]

@@ -1,10 +1,11 @@
 """FastGAN generator (Liu et al. 2021) in the configuration Projected GAN trains ("fastgan", "fastgan_lite").
 
-z [N, z_dim] -> 4x4 init layer -> one up-block per resolution 8, 16, ..., img_resolution -> 3x3 conv to
-img_channels -> tanh. Widths: ngf x CHANNEL_MULTIPLIERS[resolution] (FastGAN's table; Projected GAN
-uses ngf = 128 and z_dim = 256). Skip-layer excitations gate the features at 64, 128, 256 and 512 with
-those at 4, 8, 16 and 32 (SLE_SOURCES), where both ends exist. lite=False uses the big up-block (two
-convs with noise injection) at every resolution, lite=True the small one (one conv, no noise).
+z [N, z_dim] -> 4x4 init layer -> one up-block per resolution 8, 16, ..., img_resolution -> 3x3 conv
+to img_channels -> tanh (FastGAN's output; Projected GAN's copy leaves the output unbounded).
+Widths: ngf x CHANNEL_MULTIPLIERS[resolution] (FastGAN's table; Projected GAN uses ngf = 128 and
+z_dim = 256). Skip-layer excitations gate the features at 64, 128, 256 and 512 with those at 4, 8, 16
+and 32 (SLE_SOURCES), where both ends exist. lite=False uses the big up-block (two convs with noise
+injection) at every resolution, lite=True the small one (one conv, no noise).
 
 FastGAN has no mapping network; to fit studio's StyleGAN interface, `mapping` returns the (normalised)
 latent itself as a single w (num_ws = 1, w_dim = z_dim), and `synthesis` is the network.
@@ -15,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from models.fastgan.layers import InitLayer, SkipLayerExcitation, UpBlockBig, UpBlockSmall, sn_conv2d
+from models.fastgan.layers import FullUpBlock, InitialBlock, LiteUpBlock, SkipLayerExcitation, sn_conv2d
 from models.registry import register_network
 from models.stylegan2.layers import normalize_2nd_moment
 from models.stylegan2.synthesis import NOISE_MODES, NoiseMode
@@ -45,7 +46,7 @@ def channels_at(resolution: int, ngf: int) -> int:
     return int(CHANNEL_MULTIPLIERS[resolution] * ngf)
 
 
-class FastganMapping(nn.Module):
+class LatentMapping(nn.Module):
     """z [N, z_dim], c [N, c_dim] or None -> ws [N, 1, z_dim]: no network, only the latent.
 
     ws = e(c) + psi * normalize_2nd_moment(z). z is normalised to unit second moment (as Projected GAN
@@ -100,7 +101,7 @@ class FastganMapping(nn.Module):
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}"
 
 
-class FastganSynthesis(nn.Module):
+class FastGANSynthesisNetwork(nn.Module):
     """ws [N, 1, w_dim] -> image [N, img_channels, img_resolution, img_resolution] in [-1, 1] (tanh).
 
     Blocks live in `blocks[str(resolution)]` and excitations in `sle[str(target_resolution)]`. Output is
@@ -117,13 +118,13 @@ class FastganSynthesis(nn.Module):
         self.img_channels = img_channels
         self.lite = lite
         self.resolutions = [2**i for i in range(3, img_resolution.bit_length())]  # 8 .. img_resolution
-        self.init = InitLayer(w_dim, channels_at(4, ngf))
+        self.init = InitialBlock(w_dim, channels_at(4, ngf))
         self.blocks = nn.ModuleDict()
         for res in self.resolutions:
             cin, cout = channels_at(res // 2, ngf), channels_at(res, ngf)
             # Noise seeds: distinct per layer and fixed by the architecture, so "const" noise is the same
             # in every process and for every G built with these arguments.
-            block = UpBlockSmall(cin, cout) if lite else UpBlockBig(cin, cout, res, seed=2 * res)
+            block = LiteUpBlock(cin, cout) if lite else FullUpBlock(cin, cout, res, seed=2 * res)
             self.blocks[str(res)] = block
         self.sle = nn.ModuleDict(
             {
@@ -167,7 +168,7 @@ class Generator(nn.Module):
     img_resolution: a power of two in [16, 1024]. ngf: base width (channels at 128x128; Projected GAN's
     128, FastGAN's 64). lite: small up-blocks everywhere (Projected GAN's "fastgan_lite"). Same calling
     convention as the StyleGAN generators: forward = synthesis(mapping(z, c, psi, cutoff), noise_mode),
-    with w_dim = z_dim and num_ws = 1 (see FastganMapping for conditioning and truncation).
+    with w_dim = z_dim and num_ws = 1 (see LatentMapping for conditioning and truncation).
     """
 
     def __init__(
@@ -202,8 +203,8 @@ class Generator(nn.Module):
         self.img_channels = img_channels
         self.ngf = ngf
         self.lite = bool(lite)
-        self.mapping = FastganMapping(z_dim, c_dim)
-        self.synthesis = FastganSynthesis(z_dim, img_resolution, img_channels, ngf, self.lite)
+        self.mapping = LatentMapping(z_dim, c_dim)
+        self.synthesis = FastGANSynthesisNetwork(z_dim, img_resolution, img_channels, ngf, self.lite)
 
     def forward(
         self,

@@ -1,4 +1,5 @@
-"""Building blocks of the FastGAN generator (Liu et al. 2021), written from the paper's description.
+"""Building blocks of the FastGAN generator (Liu et al. 2021), written from the paper's description;
+widths and layer order checked against the published generators' documented configuration.
 
 Every convolution is spectrally normalised (torch's parametrization: the stored weight is divided by
 its largest singular value, estimated by one power iteration per training-mode forward and frozen in
@@ -22,7 +23,7 @@ def sn_conv2d(
     return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias))
 
 
-class NoiseInjection(nn.Module):
+class NoiseInput(nn.Module):
     """x [N, C, R, R] -> x + strength * noise with noise [N or 1, 1, R, R] and a learned scalar strength.
 
     The strength starts at 0 (FastGAN's choice: noise is off until training turns it on). noise_mode
@@ -54,7 +55,7 @@ class NoiseInjection(nn.Module):
         return f"resolution={self.resolution}"
 
 
-class InitLayer(nn.Module):
+class InitialBlock(nn.Module):
     """w [N, w_dim] -> [N, channels, 4, 4]: a 4x4 transposed conv of the latent seen as a 1x1 image
     (equivalently a linear layer to 4 * 4 * 2 * channels values), BatchNorm, GLU."""
 
@@ -68,7 +69,7 @@ class InitLayer(nn.Module):
         return self.act(self.norm(self.conv(w[:, :, None, None])))
 
 
-class UpBlockSmall(nn.Module):
+class LiteUpBlock(nn.Module):
     """x [N, in_channels, R/2, R/2] -> [N, out_channels, R, R]: nearest 2x upsampling, 3x3 conv,
     BatchNorm, GLU. No noise; `noise_mode` is accepted so that both block kinds are called alike."""
 
@@ -83,7 +84,7 @@ class UpBlockSmall(nn.Module):
         return self.act(self.norm(self.conv(self.up(x))))
 
 
-class UpBlockBig(nn.Module):
+class FullUpBlock(nn.Module):
     """x [N, in_channels, R/2, R/2] -> [N, out_channels, R, R]: nearest 2x upsampling, then twice
     (3x3 conv, noise injection, BatchNorm, GLU). Noise goes in before the BatchNorm, as in FastGAN."""
 
@@ -91,10 +92,10 @@ class UpBlockBig(nn.Module):
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.conv1 = sn_conv2d(in_channels, 2 * out_channels, 3, padding=1)
-        self.noise1 = NoiseInjection(resolution, seed)
+        self.noise1 = NoiseInput(resolution, seed)
         self.norm1 = nn.BatchNorm2d(2 * out_channels)
         self.conv2 = sn_conv2d(out_channels, 2 * out_channels, 3, padding=1)
-        self.noise2 = NoiseInjection(resolution, seed + 1)
+        self.noise2 = NoiseInput(resolution, seed + 1)
         self.norm2 = nn.BatchNorm2d(2 * out_channels)
         self.act = nn.GLU(dim=1)
 

@@ -99,8 +99,10 @@ class MBConvLite(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 ImageNet classifier (4.65M parameters).
 
-    Input: images [N, 3, H, W], normalised as the weights expect ((x - 0.5) / 0.5 for x in [0, 1], see
-    studio.features.pretrained); any H, W (224 for ImageNet). Output of `forward`: logits [N, num_classes].
+    Input: images [N, 3, H, W], normalised as the packaged weights expect ((x - 127) / 128 for x in
+    [0, 255], models.projected.feature_network); any H, W (224 for ImageNet). Module names follow the
+    Apache-2.0 EfficientNet-PyTorch port whose checkpoint files it loads. Output of `forward`: logits
+    [N, num_classes].
     `forward_stages` returns the outputs of the 7 block stages, with `stage_channels` channels at
     `stage_strides` times less resolution than the input (for "same" padding: ceil(H / stride)).
     """

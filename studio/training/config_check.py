@@ -197,6 +197,8 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
         problems += check_target(values[group], group, checked_at_source)
     if values.get("augment"):  # augment=none is an empty config
         problems += check_target(values["augment"], "augment", checked_at_source)
+    if "augment" in values.get("loss", {}):
+        problems.append("loss.augment: set by the augment group; use augment=diffaugment|ada and augment.*.")
     for name, node in (values.get("optimizer") or {}).items():
         problems += check_target(node, f"optimizer.{name}", checked_at_source)
     problems += check_monitor(values.get("eval", {}))

@@ -174,10 +174,10 @@ class StyleGAN2Loss(nn.Module):
         self, generator: nn.Module, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
     ) -> torch.Tensor:
         """ws [N, num_ws, w_dim]; with probability `style_mixing` the layers from a random crossover index
-        on take the ws of a second latent (one index for the whole batch)."""
+        on take the ws of a second latent (one index for the whole batch; nothing to mix with one w)."""
         ws = generator.mapping(z, c, update_emas=update_emas)
-        if self.style_mixing > 0 and torch.rand([]).item() < self.style_mixing:
-            crossover = int(torch.randint(1, ws.shape[1], []).item()) if ws.shape[1] > 1 else ws.shape[1]
+        if self.style_mixing > 0 and ws.shape[1] > 1 and torch.rand([]).item() < self.style_mixing:
+            crossover = int(torch.randint(1, ws.shape[1], []).item())
             mixed = generator.mapping(torch.randn_like(z), c, update_emas=False)
             ws = torch.cat([ws[:, :crossover], mixed[:, crossover:]], dim=1)
         return ws

@@ -24,6 +24,9 @@ from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
 log = logging.getLogger(__name__)
 
 
+RUNNING_STATS = ("_avg", "_ema", "running_mean", "running_var")
+
+
 class TrainingDiverged(FloatingPointError):
     """A loss became NaN or Inf; training stops without writing a checkpoint of that state."""
 
@@ -51,11 +54,6 @@ class RunningStats:
         means = {name: self.sums[name] / self.counts[name] for name in self.sums}
         self.sums, self.counts = {}, {}
         return means
-
-
-def trainable_parameters(net: nn.Module) -> list[nn.Parameter]:
-    """The parameters the optimizer updates: all but frozen parts' (a Projected GAN's backbone)."""
-    return [p for p in net.parameters() if p.requires_grad]
 
 
 class StyleGAN2Module(L.LightningModule):
@@ -125,8 +123,8 @@ class StyleGAN2Module(L.LightningModule):
         pl_interval = loss.pl_interval if loss.pl_weight > 0 else None
         r1_interval = loss.r1_interval if loss.gamma > 0 else None
         return [
-            make_lazy_optimizer(self.g_optimizer, trainable_parameters(self.G), pl_interval),
-            make_lazy_optimizer(self.d_optimizer, trainable_parameters(self.D), r1_interval),
+            make_lazy_optimizer(self.g_optimizer, self.G.parameters(), pl_interval),
+            make_lazy_optimizer(self.d_optimizer, self.D.parameters(), r1_interval),
         ]
 
     def on_train_start(self) -> None:
@@ -202,8 +200,11 @@ class StyleGAN2Module(L.LightningModule):
         loss.adapt_augment(self.num_steps, self.batch_size)
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
-        # Running statistics G updates in its forward (w_avg, StyleGAN3's magnitude_ema): equal on all ranks.
-        average_tensors_([b for name, b in G.named_buffers() if name.endswith(("_avg", "_ema"))])
+        # Running statistics the networks update in their forward (w_avg, StyleGAN3's magnitude_ema,
+        # BatchNorm's in FastGAN and the Projected heads) from each rank's batch: made equal on all ranks.
+        average_tensors_(
+            [b for net in (G, D) for name, b in net.named_buffers() if name.endswith(RUNNING_STATS)]
+        )
 
         # One host-device sync per step: losses and pl_mean come back together for the NaN check and logs.
         losses["pl_mean"] = loss.pl_mean

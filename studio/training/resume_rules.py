@@ -32,8 +32,22 @@ FREE = (
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
     "seed",  # reported with the dataset by warn_if_run_differs
+    "model.backbone_weights",  # the checkpoint holds the backbone's weights (free within "model.")
 )
-RESTORED = ("model.", "optimizer.", "train.batch", "data.resolution", "data.use_labels")
+# augment.p: ADA's p is training state (the loss's), and another augmentation has other state.
+RESTORED = (
+    "model.",
+    "optimizer.",
+    "train.batch",
+    "data.resolution",
+    "data.use_labels",
+    "augment._target_",
+    "augment.p",
+)
+# Configs of checkpoints written by earlier studio versions: keys since moved, and keys added since,
+# with the value those runs had.
+MOVED = {"model.mbstd_group_size": "model.discriminator.mbstd_group_size"}
+ADDED = {"loss.objective": "logistic"}
 
 
 def _covers(prefixes: tuple[str, ...], key: str) -> bool:
@@ -52,6 +66,12 @@ def changed_keys(saved_yaml: str, cfg: DictConfig) -> dict[str, tuple[Any, Any]]
     configs has counts as changed, with MISSING on the other side (e.g. an optimizer argument added with
     +optimizer.generator.weight_decay=0.01, which the restored optimizer state would not use)."""
     saved = flatten(OmegaConf.to_container(OmegaConf.create(saved_yaml)))
+    for old, new in MOVED.items():
+        if old in saved:
+            saved.setdefault(new, saved.pop(old))
+    for key, value in ADDED.items():
+        if key.split(".")[0] in {k.split(".")[0] for k in saved}:
+            saved.setdefault(key, value)
     current = flatten(OmegaConf.to_container(cfg, resolve=True))
     return {
         key: (saved.get(key, MISSING), current.get(key, MISSING))
@@ -66,7 +86,7 @@ def check_resume(saved_yaml: str | None, cfg: DictConfig, cur_kimg: float) -> No
     if saved_yaml is None:
         return
     changes = changed_keys(saved_yaml, cfg)
-    refused = [key for key in changes if _covers(RESTORED, key)]
+    refused = [key for key in changes if _covers(RESTORED, key) and not _covers(FREE, key)]
     if refused:
         raise ConfigError(
             "Cannot resume with these settings changed: the checkpoint restores them, so the new values "

@@ -235,16 +235,20 @@ def load_pretrained_backbone(discriminator: nn.Module, weights: str | None) -> N
             )
         return
     source = load_feature_network_weights(network, weights)
-    log.info("Discriminator backbone %s: weights from %s.", network.name, source)
+    log.info(
+        "Discriminator backbone %s: weights %s (sha256 %s).", network.name, source, network.weights_sha256
+    )
 
 
-def build_module(cfg: DictConfig) -> StyleGAN2Module:
+def build_module(cfg: DictConfig, pretrained: bool = True) -> StyleGAN2Module:
     """Networks, loss, augmentation and optimizers from the config (weights initialised from cfg.seed,
-    a Projected GAN backbone's loaded from its pretrained file)."""
+    a Projected GAN backbone's loaded from its pretrained file unless `pretrained` is False: a resumed
+    run's checkpoint holds them)."""
     L.seed_everything(cfg.seed, verbose=False)
     generator = build(cfg.model.generator, "model.generator")
     discriminator = build(cfg.model.discriminator, "model.discriminator")
-    load_pretrained_backbone(discriminator, cfg.model.get("backbone_weights"))
+    if pretrained:
+        load_pretrained_backbone(discriminator, cfg.model.get("backbone_weights"))
     augment = build(cfg.augment, "augment") if cfg.get("augment") else None
     return StyleGAN2Module(
         generator=generator,
@@ -316,10 +320,10 @@ def train(
     resolve_workers(cfg)
     set_cpu_threads(cfg)
     dataset = resolve_data(cfg)
-    module = build_module(cfg)
+    checkpoint = resume_path(cfg.resume, run_dir)
+    module = build_module(cfg, pretrained=checkpoint is None)
     evaluate = build_evaluation(cfg, dataset, module.G_ema)
     identity = run_identity(cfg, dataset)
-    checkpoint = resume_path(cfg.resume, run_dir)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
         check_resume(state.get("config"), cfg, state["progress"]["cur_nimg"] / 1000)

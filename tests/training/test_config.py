@@ -82,7 +82,7 @@ STYLEGAN3_COUNTS = {
 }
 
 
-STYLEGAN_EXPERIMENTS = [name for name in EXPERIMENTS if not name.startswith("projected")]
+STYLEGAN_EXPERIMENTS = [name for name in EXPERIMENTS if name.startswith("stylegan")]
 
 
 @pytest.mark.parametrize("name", STYLEGAN_EXPERIMENTS)
@@ -238,7 +238,7 @@ def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
     check_config(tiny_cfg(tmp_path, "+trainer.max_steps=3", "logger=wandb", "+logger.wandb.entity=me"))
 
 
-def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -> None:
+def test_default_run_is_the_demo_a_small_projected_gan_on_shapes_with_a_cheap_fid() -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train")
         plain = compose("train", overrides=["~experiment"])
@@ -247,16 +247,27 @@ def test_default_run_is_the_demo_a_tiny_cpu_model_on_shapes_with_a_cheap_fid() -
     assert cfg.data.resolution == 32
     assert cfg.trainer.accelerator == "auto"
     assert list(cfg.logger) == ["tensorboard"]
-    assert (cfg.model.channel_base, cfg.model.channel_max, cfg.model.map_layers) == (512, 32, 2)
+    # A small Projected GAN: FastGAN-lite against the pretrained Lite0 backbone at 64x64.
+    assert (cfg.model.generator._target_, cfg.model.generator.lite, cfg.model.generator.ngf) == (
+        "models.fastgan.Generator",
+        True,
+        32,
+    )
+    assert cfg.model.discriminator._target_ == "models.projected.ProjectedDiscriminator"
+    assert cfg.model.discriminator.backbone_resolution == 64
+    assert (cfg.loss.objective, cfg.augment._target_, cfg.augment.policy) == (
+        "hinge",
+        "models.augment.DiffAugment",
+        "translation",
+    )
     assert cfg.data.use_labels and cfg.data.object_scale == 1.5 and cfg.data.dataset.object_scale == 1.5
-    assert (cfg.train.kimg, cfg.train.batch, cfg.loss.pl_weight) == (20, 16, 0)
-    assert list(cfg.optimizer.generator.betas) == list(cfg.optimizer.discriminator.betas) == [0.5, 0.99]
+    assert (cfg.train.kimg, cfg.train.batch, cfg.optimizer.generator.lr) == (4, 16, 0.0002)
     assert (list(cfg.eval.metrics), cfg.eval.backbone, cfg.eval.num_gen) == (["fid"], "random_cnn", 1000)
     # A preset replaces the demo entirely: its own settings, no metrics at ticks unless asked.
     for other in (plain, preset):
         assert list(other.eval.metrics) == [] and other.loss.pl_weight == 2.0
         assert not other.data.use_labels and other.data.object_scale == 1.0
-        assert list(other.optimizer.generator.betas) == [0.0, 0.99]
+        assert other.model.generator._target_ == "models.stylegan2.Generator" and not other.augment
 
 
 def test_logger_group_builds_the_selected_loggers(tmp_path) -> None:

@@ -13,9 +13,21 @@ from studio.io.checkpoint import load_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 
 
+# A Projected FastGAN-lite with ADA: BatchNorm statistics in G and D's heads and ADA's sums must stay
+# equal across ranks too (every checkpoint checks it).
+PROJECTED_ADA = [
+    "model=projected_fastgan_lite", "loss=projected", "model.generator.ngf=8",
+    "model.discriminator.backbone_resolution=32",
+    "augment=ada", "augment.interval=2", "augment.speed_kimg=0.1",
+]  # fmt: skip
+
+
 @pytest.mark.slow
-def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str]) -> None:
+@pytest.mark.parametrize("model", [[], PROJECTED_ADA], ids=["stylegan2", "projected_ada"])
+def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str], model: list[str]) -> None:
     overrides = [o for o in tiny_overrides if not o.startswith("train.batch")]
+    if model:  # the tiny StyleGAN2's sizes do not apply
+        overrides = [o for o in overrides if not o.startswith(("model.", "loss."))] + model
     cmd = [
         sys.executable, "-m", "studio.cli.train", *overrides, f"run_dir={tmp_path}", "train.batch=8",
         "train.kimg=0.032", "ckpt.every_kimg=0.016", "trainer.devices=2", "eval.every_kimg=0.016",
@@ -35,3 +47,5 @@ def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str]) 
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["kimg"] for r in records] == [0.016, 0.032]
     assert all({"fid", "precision", "recall"} <= r["results"].keys() for r in records)
+    if model:
+        assert 0 < state["loss"]["augment.p"] <= 1 and state["loss"]["augment.count"] == 0

@@ -125,3 +125,28 @@ def test_each_projected_preset_trains_a_step(tmp_path, preset, shrink) -> None:
     module = train(cfg)
     assert module.num_steps == 1
     assert module.loss.objective == "hinge" and module.loss.augment is not None
+
+
+def test_resume_needs_no_backbone_file_and_refuses_another_augmentation(tmp_path) -> None:
+    opts = (*TINY_PROJECTED, *FAST_ADA)
+    train(projected_cfg(tmp_path, "train.kimg=0.008", *opts))
+    # The checkpoint holds the backbone: a missing weights file does not matter on resume.
+    train(
+        projected_cfg(tmp_path, "train.kimg=0.012", *opts, "model.backbone_weights=/gone.pth", "resume=auto")
+    )
+    for changed, shown in (
+        ((*TINY_PROJECTED, "augment=diffaugment"), "augment._target_=models.augment.DiffAugment"),
+        ((*opts, "augment.p=0.5"), "augment.p=0.5"),
+    ):
+        with pytest.raises(ValueError, match=f"Cannot resume with these settings changed(.|\n)*{shown}"):
+            train(projected_cfg(tmp_path, "train.kimg=0.016", *changed, "resume=auto"))
+
+
+def test_a_stylegan2_generator_trains_against_the_projected_discriminator_by_swapping_the_part(
+    tmp_path,
+) -> None:
+    swap = ("model=stylegan2_tiny", "model/discriminator=projected", "loss=projected", "augment=diffaugment")
+    shrink = ("model.discriminator.backbone_resolution=32", "model.channel_base=128", "model.channel_max=8")
+    module = train(projected_cfg(tmp_path, "train.kimg=0.004", *swap, *shrink))
+    assert type(module.G).__name__ == "Generator" and type(module.D).__name__ == "ProjectedDiscriminator"
+    assert module.G.num_ws > 1

@@ -121,6 +121,22 @@ def test_resume_refuses_restored_settings_warns_on_used_ones_and_records_only_us
     assert OmegaConf.create(load_checkpoint(tmp_path / "checkpoints/last.ckpt")["config"]).loss.gamma == 0.5
 
 
+def test_a_checkpoint_of_an_earlier_studio_resumes_without_changes(tmp_path, tiny_cfg, caplog) -> None:
+    # Its config predates model.discriminator.mbstd_group_size (then model.mbstd_group_size) and
+    # loss.objective (then always logistic).
+    train(tiny_cfg(tmp_path, "train.kimg=0.004"))
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(path)
+    config = OmegaConf.create(state["config"])
+    config.model.mbstd_group_size = config.model.discriminator.pop("mbstd_group_size")
+    config.loss.pop("objective")
+    state["config"] = OmegaConf.to_yaml(config)
+    torch.save(state, path)
+    caplog.set_level(logging.WARNING, logger="studio.training.resume_rules")
+    assert train(tiny_cfg(tmp_path, "train.kimg=0.008", "resume=auto")).cur_nimg == 8
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_resume_warns_when_the_seed_or_the_dataset_differ(tmp_path, tiny_cfg, caplog) -> None:
     train(tiny_cfg(tmp_path, "train.kimg=0.004"))
     caplog.set_level(logging.WARNING, logger="studio.training.run")
