@@ -19,7 +19,7 @@ from torch import nn
 from models.fastgan.layers import FullUpBlock, InitialBlock, LiteUpBlock, SkipLayerExcitation, sn_conv2d
 from models.registry import register_network
 from models.stylegan2.layers import normalize_2nd_moment
-from models.stylegan2.synthesis import NOISE_MODES, NoiseMode
+from models.stylegan2.synthesis import NoiseMode, check_synthesis_input
 
 # Channels per resolution = ngf x multiplier: FastGAN's `nfc_multi` table (odegeasslbc/FastGAN-pytorch
 # models.py, default ngf 64), used unchanged by Projected GAN (pg_modules/networks_fastgan.py, ngf 128).
@@ -139,12 +139,7 @@ class FastGANSynthesisNetwork(nn.Module):
     def forward(
         self, ws: torch.Tensor, update_emas: bool = False, noise_mode: NoiseMode = "random"
     ) -> torch.Tensor:
-        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(
-                f"ws must be [N, {self.num_ws}, {self.w_dim}] (N, num_ws, w_dim), got {list(ws.shape)}"
-            )
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_synthesis_input(ws, self.num_ws, self.w_dim, noise_mode)
         x = self.init(ws[:, 0].to(self.init.norm.weight.dtype))
         sources = set(SLE_SOURCES.values())
         feats = {4: x}  # the low-resolution features later excitations read

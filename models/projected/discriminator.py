@@ -7,6 +7,7 @@ from models.projected.feature_network import FeatureNetwork
 from models.projected.heads import Head
 from models.projected.projection import RandomProjection
 from models.registry import register_network
+from models.stylegan2.discriminator import check_images
 
 BACKBONE_MIN_RESOLUTION = 224  # smaller images are upsampled to the ImageNet size the backbone knows
 
@@ -68,9 +69,7 @@ class ProjectedDiscriminator(nn.Module):
         self, img: torch.Tensor, c: torch.Tensor | None = None, update_emas: bool = False
     ) -> torch.Tensor:
         """update_emas is accepted for interface compatibility with the StyleGAN discriminators."""
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"img must be [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
+        check_images(img, self.img_channels, self.img_resolution)
         if self.c_dim > 0 and (c is None or tuple(c.shape) != (img.shape[0], self.c_dim)):
             shape = None if c is None else list(c.shape)
             raise ValueError(f"c must be [N, {self.c_dim}] (one-hot labels), got {shape}")

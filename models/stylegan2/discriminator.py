@@ -20,6 +20,13 @@ from models.stylegan2.mapping import MappingNetwork
 RESIDUAL_GAIN = math.sqrt(0.5)  # keeps the variance of (main + skip) equal to that of each branch
 
 
+def check_images(img: torch.Tensor, channels: int, resolution: int) -> None:
+    """ValueError unless img is [N, channels, resolution, resolution]."""
+    expected = (channels, resolution, resolution)
+    if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+        raise ValueError(f"img must be [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
+
+
 class DiscriminatorBlock(nn.Module):
     """3x3 conv, 3x3 conv with 2x FIR downsampling, plus a 1x1 downsampling skip (both scaled sqrt(0.5)).
 
@@ -160,9 +167,7 @@ class Discriminator(nn.Module):
         self, img: torch.Tensor, c: torch.Tensor | None = None, update_emas: bool = False
     ) -> torch.Tensor:
         """update_emas is accepted for interface compatibility; this discriminator tracks no statistics."""
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"img must be [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
+        check_images(img, self.img_channels, self.img_resolution)
         x = self.from_rgb(img.to(compute_dtype(self.from_rgb_fp16, img.device, self.from_rgb.weight.dtype)))
         for block in self.blocks:
             x = block(x)

@@ -26,6 +26,14 @@ NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
 
 
+def check_synthesis_input(ws: torch.Tensor, num_ws: int, w_dim: int, noise_mode: str | None = None) -> None:
+    """ValueError unless ws is [N, num_ws, w_dim] and noise_mode (when given) one of NOISE_MODES."""
+    if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim):
+        raise ValueError(f"ws must be [N, {num_ws}, {w_dim}] (N, num_ws, w_dim), got {list(ws.shape)}")
+    if noise_mode is not None and noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x upsampling) + noise + bias + lrelu.
 
@@ -219,12 +227,7 @@ class SynthesisNetwork(nn.Module):
         fused_modconv: bool | None = None,
     ) -> torch.Tensor:
         """update_emas is accepted for interface compatibility; StyleGAN2 synthesis tracks no statistics."""
-        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(
-                f"ws must be [N, {self.num_ws}, {self.w_dim}] (N, num_ws, w_dim), got {list(ws.shape)}"
-            )
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_synthesis_input(ws, self.num_ws, self.w_dim, noise_mode)
         fused = self.use_fused_modconv(ws) if fused_modconv is None else fused_modconv
         x = img = None
         w_index = 0

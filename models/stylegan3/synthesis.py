@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from models.stylegan2.architecture import resolve_conv_clamp
+from models.stylegan2.synthesis import check_synthesis_input
 from models.stylegan3.layers import MAGNITUDE_EMA_BETA, SynthesisInput, SynthesisLayer, ToRGB
 from models.stylegan3.schedule import synthesis_schedule
 
@@ -109,10 +110,7 @@ class SynthesisNetwork(nn.Module):
     ) -> torch.Tensor:
         """update_emas updates the layers' input-magnitude EMAs (training). noise_mode is accepted for
         interface compatibility with StyleGAN2 and ignored: StyleGAN3 has no noise inputs."""
-        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(
-                f"ws must be [N, {self.num_ws}, {self.w_dim}] (N, num_ws, w_dim), got {list(ws.shape)}"
-            )
+        check_synthesis_input(ws, self.num_ws, self.w_dim)
         fused = self.use_fused_modconv(ws) if fused_modconv is None else fused_modconv
         x = self.input(ws[:, 0])
         for i, layer in enumerate(self.layers):
