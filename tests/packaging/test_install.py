@@ -53,6 +53,22 @@ def test_every_package_of_the_tree_is_listed_in_pyproject() -> None:
     assert (REPO / "conf" / "__init__.py").is_file()
 
 
+def test_every_config_file_ships_in_the_wheel() -> None:
+    # The wheel's studio.conf holds the files package-data's patterns match (fnmatch-style, one level per
+    # "*/"): a config group nested deeper than the patterns reach would be missing from a plain install.
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["studio.conf"]
+    configs = [path.relative_to(REPO / "conf") for path in (REPO / "conf").rglob("*.yaml")]
+    assert configs
+    unmatched = [
+        str(path)
+        for path in configs
+        if not any(
+            path.match(pattern) and len(path.parts) == len(Path(pattern).parts) for pattern in patterns
+        )
+    ]
+    assert unmatched == []
+
+
 def test_every_third_party_import_is_a_declared_runtime_dependency() -> None:
     declared = {requirement_name(r) for r in PYPROJECT["project"]["dependencies"]}
     distributions = importlib.metadata.packages_distributions()
