@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class MetricsLog(L.Callback):
-    """Every `every_kimg` (and at the end of training) appends to `path`
+    """Every `every_kimg` (at the start of a fresh run when metrics are on, and at the end of training)
+    appends to `path`
     {"kimg", "results": {mean losses since the last tick, pl_mean, metrics}, "seconds": wall time since
     this process started training, "sec_per_kimg": wall seconds per 1000 training images since the last
     tick, "eval_seconds": time spent on metrics}.
@@ -50,8 +51,11 @@ class MetricsLog(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._tick_time = time.perf_counter()
         self._tick_nimg = pl_module.cur_nimg
-        if trainer.is_global_zero:
-            self.drop_records_after(pl_module.cur_nimg)
+        at_start = pl_module.cur_nimg == 0 and self.evaluate is not None
+        if trainer.is_global_zero:  # a restart from scratch writes the kimg-0 line again
+            self.drop_records_after(pl_module.cur_nimg - 1 if at_start else pl_module.cur_nimg)
+        if at_start:
+            self.write(trainer, pl_module)  # the untrained G: where every metric's curve starts
 
     def drop_records_after(self, nimg: int) -> None:
         """Remove the lines of ticks after `nimg` (images shown) from the file, atomically: a run killed
@@ -95,11 +99,13 @@ class MetricsLog(L.Callback):
             restore_rng_state(rng)
         record["eval_seconds"] = time.perf_counter() - now
         self._tick_time = time.perf_counter()
-        if pl_module.best is not None:
+        # The untrained G (kimg 0) is no candidate for the best checkpoint: none is written at kimg 0.
+        tracked = pl_module.best is not None and pl_module.cur_nimg > 0
+        if tracked:
             pl_module.best.evaluated_at = pl_module.cur_nimg  # every process: the checkpoint step agrees
         if not trainer.is_global_zero:
             return
-        if pl_module.best is not None:
+        if tracked:
             pl_module.best.update(record["results"], pl_module.cur_nimg)
             record["best"] = pl_module.best.summary()
         views = getattr(self.evaluate, "views", None)

@@ -45,7 +45,7 @@ def test_two_processes_train_in_sync(tmp_path: Path, tiny_overrides: list[str], 
     assert not state["rng"][0]["torch"].equal(state["rng"][1]["torch"])  # ranks draw different latents
     # Both processes took half of the evaluation images; rank 0 wrote one line per tick with the metrics.
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["kimg"] for r in records] == [0.016, 0.032]
+    assert [r["kimg"] for r in records] == [0.0, 0.016, 0.032]  # 0: the untrained G
     assert all({"fid", "precision", "recall"} <= r["results"].keys() for r in records)
     if model:
         assert 0 < state["loss"]["augment.p"] <= 1 and state["loss"]["augment.count"] == 0

@@ -53,9 +53,11 @@ def test_training_writes_the_metrics_into_metrics_jsonl(tmp_path, tiny_cfg, monk
     )
     train(cfg)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["kimg"] for r in records] == [0.008, 0.016]
+    # The untrained G is measured first: the curve's starting point (no losses yet).
+    assert [r["kimg"] for r in records] == [0.0, 0.008, 0.016]
+    assert set(records[0]["results"]) == {"fid", "kid_mean", "kid_std"}
     for record in records:
-        assert {"fid", "kid_mean", "kid_std", "loss/G", "loss/D"} <= set(record["results"])
+        assert {"fid", "kid_mean", "kid_std"} <= set(record["results"])
         assert record["results"]["fid"] > 0
         assert record["eval_seconds"] >= 0
 
@@ -87,6 +89,8 @@ def test_monitor_keeps_the_best_state_in_best_ckpt_and_records_it(tmp_path, tiny
     )
     module = train(cfg)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["kimg"] == 0 and "best" not in records[0]  # the untrained G is no candidate
+    records = records[1:]
     values = [r["results"]["precision"] for r in records]
     best_index = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equal maxima
     expected = {
@@ -120,12 +124,13 @@ def test_a_failing_evaluation_is_one_error_line_unless_strict(
     opts += ("eval.num_gen=8", "eval.num_real=8", "eval.monitor=fid")
     module = train(tiny_cfg(tmp_path / "lenient", *opts))
     records = [json.loads(line) for line in (tmp_path / "lenient" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.0, 0.008, 0.016]
     assert records[0]["eval_error"] == "RuntimeError: out of memory" and "fid" not in records[0]["results"]
-    assert records[1]["results"]["fid"] == 1.0 and module.done
-    assert records[1]["best"] == {"metric": "fid", "mode": "min", "value": 1.0, "kimg": 0.016}
+    assert records[2]["results"]["fid"] == 1.0 and module.done
+    assert records[2]["best"] == {"metric": "fid", "mode": "min", "value": 1.0, "kimg": 0.008}
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == [
-        "Evaluation at kimg 0.008 failed (RuntimeError: out of memory); training goes on "
+        "Evaluation at kimg 0.000 failed (RuntimeError: out of memory); training goes on "
         "(eval.strict=true stops instead)."
     ]
     calls.clear()
@@ -195,11 +200,12 @@ def test_curves_and_per_sample_views_reach_tensorboard_at_the_tick_step(
     )
     assert "eval/samples/most_typical" in tags["images"]
     assert {"eval/realism", "eval/rarity"} <= set(tags["histograms"])
-    (realism,) = accumulator.Histograms("eval/realism")
-    assert realism.step == 8 and realism.histogram_value.num <= 24  # finite values of 24 fakes
+    # Every view at the untrained G's evaluation (step 0), then at the tick (step 8).
+    start, realism = accumulator.Histograms("eval/realism")
+    assert (start.step, realism.step) == (0, 8) and realism.histogram_value.num <= 24  # finite of 24 fakes
     # The sweep's psi=1.0 point is the tick's own precision (same images, same real manifold).
-    (tick_precision,) = accumulator.Scalars("precision")
-    (sweep_precision,) = accumulator.Scalars("eval/psi_sweep/precision@psi=1.0")
-    assert sweep_precision.step == tick_precision.step == 8
-    assert sweep_precision.value == tick_precision.value
-    assert len(accumulator.Scalars("eval/psi_sweep/coverage@psi=0.5")) == 1
+    tick_precision = accumulator.Scalars("precision")
+    sweep_precision = accumulator.Scalars("eval/psi_sweep/precision@psi=1.0")
+    assert [e.step for e in sweep_precision] == [e.step for e in tick_precision] == [0, 8]
+    assert [e.value for e in sweep_precision] == [e.value for e in tick_precision]
+    assert len(accumulator.Scalars("eval/psi_sweep/coverage@psi=0.5")) == 2

@@ -132,7 +132,7 @@ def test_sigkill_anywhere_then_resume_equals_the_uninterrupted_run(tmp_path, mon
     assert not [p for p in killed.rglob("*.tmp")]
     # One metrics.jsonl line per tick, with the uninterrupted run's values (loss means and FID).
     assert ticks(killed) == ticks(straight)
-    assert len(ticks(straight)) == 48
+    assert len(ticks(straight)) == 49  # kimg 0 (the untrained G) and 48 ticks
     # Every CSV row of the uninterrupted run is on disk; a killed segment may hold a row its resume
     # wrote again, never a different value.
     rows = csv_rows(killed)
