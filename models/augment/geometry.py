@@ -116,7 +116,7 @@ def random_geometry(
     p_rotate = 1 - torch.sqrt(1 - p)
     if "scale" in enabled:
         hit = _fires(n, p, device)
-        s = torch.where(hit, torch.exp2(torch.randn(n, device=device).to(dtype) * SCALE_STD), 1 + zero)
+        s = _random_log2_scale(n, hit, SCALE_STD, dtype, device)
         compose(scaling(s, s))
         general |= hit
     if "rotate" in enabled:  # pre-rotation
@@ -125,7 +125,7 @@ def random_geometry(
         general |= hit
     if "aniso" in enabled:
         hit = _fires(n, p, device)
-        s = torch.where(hit, torch.exp2(torch.randn(n, device=device).to(dtype) * ANISO_STD), 1 + zero)
+        s = _random_log2_scale(n, hit, ANISO_STD, dtype, device)
         compose(scaling(s, 1 / s))
         general |= hit
     if "rotate" in enabled:  # post-rotation
@@ -138,6 +138,15 @@ def random_geometry(
         compose(translation(t[0] * size_x, t[1] * size_y))
         general |= hit
     return matrix.contiguous(), general
+
+
+def _random_log2_scale(n: int, hit: Tensor, std: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Factors [N], 2 ** N(0, std²) where `hit` [N], else 1."""
+    return torch.where(
+        hit,
+        torch.exp2(torch.randn(n, device=device).to(dtype) * std),
+        torch.ones((), dtype=dtype, device=device),
+    )
 
 
 def _random_rotation(n: int, hit: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -183,11 +183,8 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
     used = interpolated_keys(cfg) | set(referenced)
     checked_at_source = forwarded_ruled_keys(cfg)
     problems: list[str] = []
-    for key in values:
-        if key not in (*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, *OPTIONAL_TARGET_GROUPS):
-            problems.append(
-                unknown(key, [*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, *OPTIONAL_TARGET_GROUPS])
-            )
+    known = [*TOP_LEVEL, *SECTIONS, *GROUP_KEYS, *TARGET_GROUPS, *OPTIONAL_TARGET_GROUPS]
+    problems += [unknown(key, known) for key in values if key not in known]
     problems += check_rules(values, TOP_LEVEL, "")
     for section, rules in SECTIONS.items():
         problems += check_rules(values.get(section, {}), rules, f"{section}.", refuse_unknown=True)

@@ -27,6 +27,20 @@ log = logging.getLogger(__name__)
 RUNNING_STATS = ("_avg", "_ema", "running_mean", "running_var")
 
 
+def running_statistics(*nets: nn.Module) -> list[torch.Tensor]:
+    """Buffers the networks update in their forward from each rank's batch (w_avg, StyleGAN3's
+    magnitude_ema, BatchNorm's in FastGAN and the Projected heads). Parts in eval mode, such as a
+    frozen backbone, update none."""
+    return [
+        buffer
+        for net in nets
+        for module in net.modules()
+        if module.training
+        for name, buffer in module.named_buffers(recurse=False)
+        if name.endswith(RUNNING_STATS)
+    ]
+
+
 class TrainingDiverged(FloatingPointError):
     """A loss became NaN or Inf; training stops without writing a checkpoint of that state."""
 
@@ -200,11 +214,8 @@ class StyleGAN2Module(L.LightningModule):
         loss.adapt_augment(self.num_steps, self.batch_size)
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
-        # Running statistics the networks update in their forward (w_avg, StyleGAN3's magnitude_ema,
-        # BatchNorm's in FastGAN and the Projected heads) from each rank's batch: made equal on all ranks.
-        average_tensors_(
-            [b for net in (G, D) for name, b in net.named_buffers() if name.endswith(RUNNING_STATS)]
-        )
+        if world_size() > 1:  # the running statistics each rank updated from its own batch: made equal
+            average_tensors_(running_statistics(G, D))
 
         # One host-device sync per step: losses and pl_mean come back together for the NaN check and logs.
         losses["pl_mean"] = loss.pl_mean

@@ -70,8 +70,7 @@ def changed_keys(saved_yaml: str, cfg: DictConfig) -> dict[str, tuple[Any, Any]]
         if old in saved:
             saved.setdefault(new, saved.pop(old))
     for key, value in ADDED.items():
-        if key.split(".")[0] in {k.split(".")[0] for k in saved}:
-            saved.setdefault(key, value)
+        saved.setdefault(key, value)
     current = flatten(OmegaConf.to_container(cfg, resolve=True))
     return {
         key: (saved.get(key, MISSING), current.get(key, MISSING))
