@@ -36,9 +36,13 @@ TINY_PROJECTED = (
 FAST_ADA = ("augment=ada", "augment.interval=2", "augment.speed_kimg=0.1", "augment.target=0.1")
 
 
-def projected_cfg(run_dir, *overrides: str) -> DictConfig:
+def projected_cfg(run_dir, *overrides: str, experiment: str | None = None) -> DictConfig:
+    """BASE and `overrides` on the plain config tree, or on the preset `experiment`."""
+    base = (
+        BASE if experiment is None else [o for o in BASE if o != "~experiment"] + [f"experiment={experiment}"]
+    )
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[*BASE, f"run_dir={run_dir}", *overrides])
+        return compose("train", overrides=[*base, f"run_dir={run_dir}", *overrides])
 
 
 def test_projected_fastgan_with_ada_resumes_bitwise_with_p(tmp_path) -> None:
@@ -111,18 +115,11 @@ def test_backbone_weights_key_errors(tmp_path) -> None:
 def test_each_projected_preset_trains_a_step(tmp_path, preset, shrink) -> None:
     small = (
         "data=shapes",
-        "data.resolution=16",
-        "data.dataset.size=64",
-        "data.num_workers=0",
-        "train.batch=4",
         "model.discriminator.backbone_resolution=32",
         "eval.metrics=[]",
         "train.kimg=0.004",
     )
-    base = [o for o in BASE if o != "~experiment"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", [*base, f"run_dir={tmp_path}", f"experiment={preset}", *small, *shrink])
-    module = train(cfg)
+    module = train(projected_cfg(tmp_path, *small, *shrink, experiment=preset))
     assert module.num_steps == 1
     assert module.loss.objective == "hinge" and module.loss.augment is not None
 
