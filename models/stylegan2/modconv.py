@@ -34,12 +34,15 @@ def modulated_conv2d(
     resample_filter: torch.Tensor | None = None,
     fused: bool = True,
     noise: torch.Tensor | None = None,
+    padding: int | None = None,
 ) -> torch.Tensor:
     """Modulated conv of x [N, I, H, W] with weight [O, I, k, k] and styles [N, I], plus `noise`.
 
     up=2 convolves at twice the resolution (see conv2d_up2; needs resample_filter). noise (broadcastable
     to the output, already scaled) is added after demodulation, fused with it on the per-sample path.
-    Returns [N, O, H*up, W*up] in x.dtype. For fp16 x, styles and demodulation are computed in float32.
+    `padding` (up=1 only; None: k // 2, 'same') zero-pads each side; k - 1 gives the full convolution.
+    Returns [N, O, H*up + 2*padding - k + 1, ...] in x.dtype ([N, O, H*up, W*up] by default). For fp16
+    x, styles and demodulation are computed in float32.
     """
     n, in_channels, h, w = x.shape
     out_channels, _, k, _ = weight.shape
@@ -61,12 +64,12 @@ def modulated_conv2d(
         scale = styles[:, None, :] if dcoefs is None else styles[:, None, :] * dcoefs[:, :, None]  # [N, O, I]
         w_per_sample = (weight[None] * scale[..., None, None]).reshape(n * out_channels, in_channels, k, k)
         x = x.reshape(1, n * in_channels, h, w)
-        x = _conv(x, w_per_sample.to(x.dtype), up, resample_filter, groups=n)
+        x = _conv(x, w_per_sample.to(x.dtype), up, resample_filter, groups=n, padding=padding)
         x = x.reshape(n, out_channels, *x.shape[2:])
         return x if noise is None else x + noise
 
     x = x * styles.to(x.dtype)[:, :, None, None]
-    x = _conv(x, weight.to(x.dtype), up, resample_filter, groups=1)
+    x = _conv(x, weight.to(x.dtype), up, resample_filter, groups=1, padding=padding)
     if dcoefs is None:
         return x if noise is None else x + noise
     dcoefs = dcoefs.to(x.dtype)[:, :, None, None]
@@ -74,10 +77,18 @@ def modulated_conv2d(
 
 
 def _conv(
-    x: torch.Tensor, weight: torch.Tensor, up: int, resample_filter: torch.Tensor | None, groups: int
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    up: int,
+    resample_filter: torch.Tensor | None,
+    groups: int,
+    padding: int | None,
 ) -> torch.Tensor:
     if up == 1:
-        return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=groups)
+        same = weight.shape[-1] // 2
+        return F.conv2d(x, weight, padding=same if padding is None else padding, groups=groups)
+    if padding is not None:
+        raise ValueError("modulated_conv2d takes `padding` only with up=1")
     if up != 2 or resample_filter is None:
         raise ValueError(f"modulated_conv2d supports up=1, or up=2 with a resample_filter; got up={up}")
     return conv2d_up2(x, weight, resample_filter, groups=groups)

@@ -108,12 +108,13 @@ class SynthesisLayer(nn.Module):
     """x [N, band_in.channels, band_in.size, band_in.size], w [N, w_dim]
     -> [N, band_out.channels, band_out.size, band_out.size].
 
-    A demodulated modulated conv (conv_kernel x conv_kernel, 'same' padding) of the magnitude-normalised
-    input at band_in's rate, then ops.filtered_lrelu: bias, up-sampling to the temporary rate
-    max(s_in, s_out) * lrelu_upsampling through a low-pass at band_in's cutoff, leaky ReLU (x sqrt 2,
-    clamped to +-conv_clamp), low-pass at band_out's cutoff, down-sampling to s_out, and the crop or pad
-    to band_out.size. Each filter spans filter_size samples of the lower rate it connects
-    (filter_size * up or filter_size * down taps); the down filter is a radial jinc when
+    A demodulated modulated conv (conv_kernel x conv_kernel, full: zero padding conv_kernel - 1, so the
+    output keeps the (conv_kernel - 1) / 2 partial sums beyond each edge, as NVlabs' reference does) of
+    the magnitude-normalised input at band_in's rate, then ops.filtered_lrelu: bias, up-sampling to the
+    temporary rate max(s_in, s_out) * lrelu_upsampling through a low-pass at band_in's cutoff, leaky
+    ReLU (x sqrt 2, clamped to +-conv_clamp), low-pass at band_out's cutoff, down-sampling to s_out, and
+    the crop or pad to band_out.size. Each filter spans filter_size samples of the lower rate it
+    connects (filter_size * up or filter_size * down taps); the down filter is a radial jinc when
     radial_down_filter (config R), a separable sinc otherwise.
     """
 
@@ -155,14 +156,17 @@ class SynthesisLayer(nn.Module):
             down_filter = ops.setup_filter(design(down_taps, band_out.cutoff, band_out.half_width, tmp_rate))
         self.register_buffer("up_filter", up_filter, persistent=False)
         self.register_buffer("down_filter", down_filter, persistent=False)
-        self.padding = resampling_padding(band_in, band_out, self.up, self.down, up_taps, down_taps)
+        self.padding = resampling_padding(
+            band_in, band_out, self.up, self.down, up_taps, down_taps, conv_kernel
+        )
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, update_emas: bool = False, fused_modconv: bool = True
     ) -> torch.Tensor:
         dtype = compute_dtype(self.use_fp16, x.device, self.weight.dtype)
         x = self.magnitude(x.to(dtype), update_emas)
-        x = modulated_conv2d(x, self.weight, self.affine(w), fused=fused_modconv)
+        full = self.weight.shape[-1] - 1
+        x = modulated_conv2d(x, self.weight, self.affine(w), fused=fused_modconv, padding=full)
         return filtered_lrelu(
             x,
             self.up_filter,
@@ -205,18 +209,21 @@ class ToRGB(StyleGAN2ToRGB):
 
 
 def resampling_padding(
-    band_in: Band, band_out: Band, up: int, down: int, up_taps: int, down_taps: int
+    band_in: Band, band_out: Band, up: int, down: int, up_taps: int, down_taps: int, conv_kernel: int = 1
 ) -> tuple[int, int, int, int]:
     """filtered_lrelu padding (px0, px1, py0, py1) that centres output pixel q on band_out's pixel q.
 
-    The conv ('same' padding) keeps band_in's grid. After zero insertion, input pixel i is sample up*i
-    of the temporary-rate signal (position start_in + i / s_in). With leading padding p0, the valid
-    up-filtering puts intermediate sample o at zero-inserted index o - p0 + (up_taps - 1) / 2, and the
-    down filter puts output q at intermediate index q * down + (down_taps - 1) / 2. Equating output
-    q = 0 with start_out gives p0; p1 then yields exactly band_out.size outputs. Negative values crop.
+    The full conv extends band_in's grid by (conv_kernel - 1) / 2 samples each side: its n = size +
+    conv_kernel - 1 outputs start at start_in = (0.5 - n / 2) / s_in. After zero insertion, conv output
+    i is sample up*i of the temporary-rate signal (position start_in + i / s_in). With leading padding
+    p0, the valid up-filtering puts intermediate sample o at zero-inserted index o - p0 + (up_taps - 1)
+    / 2, and the down filter puts output q at intermediate index q * down + (down_taps - 1) / 2.
+    Equating output q = 0 with start_out gives p0; p1 then yields exactly band_out.size outputs.
+    Negative values crop.
     """
     tmp_rate = band_in.sampling_rate * up
-    start_in = (0.5 - band_in.size / 2) / band_in.sampling_rate
+    in_size = band_in.size + conv_kernel - 1
+    start_in = (0.5 - in_size / 2) / band_in.sampling_rate
     start_out = (0.5 - band_out.size / 2) / band_out.sampling_rate
     p0 = (start_in - start_out) * tmp_rate + (up_taps + down_taps) / 2 - 1
     if abs(p0 - round(p0)) > 1e-6:
@@ -225,7 +232,7 @@ def resampling_padding(
             "choose a filter_size that makes the up- and down-filter lengths even"
         )
     p0 = round(p0)
-    p1 = (band_out.size - 1) * down + down_taps + up_taps - 1 - band_in.size * up - p0
+    p1 = (band_out.size - 1) * down + down_taps + up_taps - 1 - in_size * up - p0
     return (p0, p1, p0, p1)
 
 

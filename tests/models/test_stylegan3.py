@@ -1,6 +1,7 @@
 """StyleGAN3 generator (configs T and R): published parameter counts, the band-limit schedule, alias-free
 resampling geometry, the Fourier input's transform, filtered_lrelu use, registry and sampling contracts."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -131,7 +132,10 @@ def test_every_layer_goes_through_filtered_lrelu(monkeypatch) -> None:
     monkeypatch.setattr(sg3_layers, "filtered_lrelu", spy)
     G(torch.randn(2, 16), None)
     assert G.num_ws == 10
-    assert calls == [(layer.band_in.size, layer.up, layer.down) for layer in G.synthesis.layers]
+    # The full conv adds k - 1 samples: its (k - 1) / 2 partial sums beyond each edge.
+    full_sizes = [layer.band_in.size + layer.weight.shape[-1] - 1 for layer in G.synthesis.layers]
+    layers = G.synthesis.layers
+    assert calls == [(n, layer.up, layer.down) for n, layer in zip(full_sizes, layers, strict=True)]
 
 
 def sinusoid_phase(band: Band, fx: float, fy: float) -> torch.Tensor:
@@ -148,7 +152,9 @@ def test_resampling_keeps_output_pixels_centred(config: str) -> None:
     for layer in G.synthesis.layers:
         band_in, band_out = layer.band_in, layer.band_out
         f = (0.7 * band_in.cutoff, 0.3 * band_in.cutoff)
-        x = sinusoid_phase(band_in, *f).sin().float()[None, None]
+        # The full conv's output grid: band_in's, extended by (k - 1) / 2 samples each side.
+        conv_grid = dataclasses.replace(band_in, size=band_in.size + layer.weight.shape[-1] - 1)
+        x = sinusoid_phase(conv_grid, *f).sin().float()[None, None]
         y = ops.filtered_lrelu(
             x,
             layer.up_filter,
@@ -180,11 +186,17 @@ def test_filters_have_unit_gain_and_the_jinc_is_isotropic() -> None:
         t = (np.arange(12) - 5.5) / 64
         return (np.exp(-2j * np.pi * fy * t) @ taps_2d @ np.exp(-2j * np.pi * fx * t)).real
 
-    for f in (4, 8, 12, 16):  # the same radius along an axis and along the diagonal
-        diagonal = f / math.sqrt(2)
-        assert response(jinc, f, 0) == pytest.approx(response(jinc, diagonal, diagonal), abs=5e-3)
-    separable = np.outer(sinc, sinc)  # not isotropic: the test above has teeth
-    assert abs(response(separable, 12, 0) - response(separable, 12 / math.sqrt(2), 12 / math.sqrt(2))) > 0.03
+    def anisotropy(taps_2d: np.ndarray, f: float) -> float:
+        """Response at radius f along an axis minus along the diagonal."""
+        return response(taps_2d, f, 0) - response(taps_2d, f / math.sqrt(2), f / math.sqrt(2))
+
+    separable = np.outer(sinc, sinc)  # config T's filter, square: the comparison below has teeth
+    radii = (4, 8, 12, 16)
+    jinc_worst = max(abs(anisotropy(jinc, f)) for f in radii)
+    separable_worst = max(abs(anisotropy(separable, f)) for f in radii)
+    # The reference's separable Kaiser window w(x) w(y) leaves the jinc slightly anisotropic (0.008
+    # here, against 0.059 for the separable sinc); a radial window w(r) would give 0.003.
+    assert jinc_worst < 0.01 and separable_worst > 0.05
 
 
 def test_config_r_uses_radial_filters_except_in_critically_sampled_layers() -> None:
