@@ -16,7 +16,12 @@ from torch import nn
 
 from studio.io.checkpoint import CHECKPOINT_FORMAT
 from studio.runtime import capture_rng_state, rank, restore_rng_state, world_size
-from studio.training.distributed import average_gradients_, average_tensors_, mean_over_ranks
+from studio.training.distributed import (
+    average_gradients_,
+    average_tensors_,
+    finite_gradients_,
+    mean_over_ranks,
+)
 from studio.training.loss import StyleGAN2Loss
 from studio.training.monitor import BestMonitor
 from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
@@ -184,6 +189,7 @@ class StyleGAN2Module(L.LightningModule):
         loss = compute_loss()
         self.manual_backward(loss)
         average_gradients_(net)
+        finite_gradients_(net)
         opt.step()
         return loss.detach()
 

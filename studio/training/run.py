@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from ops.environment import fp32_precision
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.features.pretrained import load_feature_network_weights
 from studio.io.atomic import remove_stale_temporaries, write_text_atomic
@@ -369,5 +370,8 @@ def train(
     hyperparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparams)
-    trainer.fit(module, datamodule=datamodule)
+    # IEEE float32 on CUDA, as NVlabs' loops train (TF32 off): the reference numbers and the metrics
+    # assume it; fp16 layers are unaffected.
+    with fp32_precision():
+        trainer.fit(module, datamodule=datamodule)
     return module

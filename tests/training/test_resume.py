@@ -172,7 +172,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, ti
     monkeypatch.setattr(StyleGAN2Loss, "generator_loss", poisoned)
     with pytest.raises(
         TrainingDiverged,
-        match=r"^loss/G = nan, .* at kimg 0\.008 \(step 2\): training diverged .* Resume \(resume=auto\) "
+        match=r"^loss/G = nan at kimg 0\.008 \(step 2\): training diverged .* Resume \(resume=auto\) "
         r"with a larger loss\.gamma, or start a new run with a lower learning rate: a resume restores the "
         r"optimizer state \(learning rate included\) and the random state, so with unchanged settings it "
         r"diverges again, whatever seed is set\.$",
@@ -182,6 +182,34 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, ti
     assert state["progress"]["cur_nimg"] == 8  # written after step 2, before the poisoned step 3
     assert all(torch.isfinite(t).all() for t in state["G"].values())
     assert not (tmp_path / "checkpoints" / "kimg-000000.012.ckpt").exists()
+
+
+class InfiniteGradientsAt(L.Callback):
+    """Turns the gradient of G's first parameter into +-inf and NaN (0 * inf) during step `step`, as an
+    fp16 overflow in a backward pass would, while every loss stays finite."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.handle = step, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.num_steps == self.step:
+            param = next(pl_module.G.parameters()).requires_grad_(True)  # the G phase sets it anyway
+            self.handle = param.register_hook(lambda grad: grad * math.inf)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def test_non_finite_gradients_with_a_finite_loss_do_not_end_the_run(tmp_path, tiny_cfg, monkeypatch) -> None:
+    module = train(tiny_cfg(tmp_path / "kept", "train.kimg=0.02"), extra_callbacks=[InfiniteGradientsAt(2)])
+    assert module.num_steps == 5
+    assert all(torch.isfinite(p).all() for p in module.G.parameters())
+    # Without the NaN/inf replacement Adam writes NaN into G, and the step's next phase diverges.
+    monkeypatch.setattr("studio.training.module.finite_gradients_", lambda net: None)
+    with pytest.raises(TrainingDiverged, match=r"^loss/G_pl = nan, .* at kimg 0\.008 \(step 2\)"):
+        train(tiny_cfg(tmp_path / "raw", "train.kimg=0.02"), extra_callbacks=[InfiniteGradientsAt(2)])
 
 
 class InterruptAfter(L.Callback):
