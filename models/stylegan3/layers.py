@@ -209,7 +209,7 @@ class ToRGB(StyleGAN2ToRGB):
 
 
 def resampling_padding(
-    band_in: Band, band_out: Band, up: int, down: int, up_taps: int, down_taps: int, conv_kernel: int = 1
+    band_in: Band, band_out: Band, up: int, down: int, up_taps: int, down_taps: int, conv_kernel: int
 ) -> tuple[int, int, int, int]:
     """filtered_lrelu padding (px0, px1, py0, py1) that centres output pixel q on band_out's pixel q.
 

@@ -41,15 +41,6 @@ def average_gradients_(module: nn.Module) -> None:
     average_tensors_([p.grad for p in params])
 
 
-def finite_gradients_(module: nn.Module, limit: float = 1e5) -> None:
-    """Replace NaN gradients by 0 and infinite ones by +-limit, in place (as NVlabs' StyleGAN loops do
-    after the all-reduce): one fp16 overflow in a backward pass must not poison Adam's moments for the
-    rest of the run. A diverging run still stops, on its non-finite loss."""
-    for p in module.parameters():
-        if p.grad is not None:
-            p.grad.nan_to_num_(nan=0.0, posinf=limit, neginf=-limit)
-
-
 def average_tensors_(tensors: list[torch.Tensor]) -> None:
     """In-place mean over ranks of floating tensors (e.g. running averages a network tracks)."""
     if world_size() == 1 or not tensors:

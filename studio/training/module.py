@@ -19,12 +19,11 @@ from studio.runtime import capture_rng_state, rank, restore_rng_state, world_siz
 from studio.training.distributed import (
     average_gradients_,
     average_tensors_,
-    finite_gradients_,
     mean_over_ranks,
 )
 from studio.training.loss import StyleGAN2Loss
 from studio.training.monitor import BestMonitor
-from studio.training.optim import ema_beta, make_lazy_optimizer, update_ema_
+from studio.training.optim import ema_beta, finite_gradients_, make_lazy_optimizer, update_ema_
 
 log = logging.getLogger(__name__)
 

@@ -52,3 +52,13 @@ def update_ema_(ema: nn.Module, model: nn.Module, beta: float) -> None:
     torch._foreach_lerp_(ema_params, params, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
+
+
+def finite_gradients_(module: nn.Module, limit: float = 1e5) -> None:
+    """Replace NaN gradients by 0 and infinite ones by +-limit, in place, as NVlabs' StyleGAN loops do
+    after the all-reduce (call it between average_gradients_ and the optimizer step): one fp16 overflow
+    in a backward pass must not poison Adam's moments for the rest of the run. A diverging run still
+    stops, on its non-finite loss."""
+    for p in module.parameters():
+        if p.grad is not None:
+            p.grad.nan_to_num_(nan=0.0, posinf=limit, neginf=-limit)
