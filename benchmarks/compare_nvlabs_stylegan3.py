@@ -29,9 +29,10 @@ Then EQ-T, EQ-T_frac and EQ-R of the same generator by NVlabs' compute_equivaria
 side's resampling operators, with and without NVlabs' pseudo-rotation, aggregated per sample (studio)
 and pooled over pixels (NVlabs), so that the protocol differences can be told apart: for this generator
 and for ideal, exactly equivariant sinusoid images (each protocol's floor). Expected (2026-12-01): every
-layer and image equal to float32 round-off (relative 3e-6 at 32²), gradients within the leaky-ReLU floor
-printed beside them; the EQ protocols differ (docs/metrics.md). One thread by default; the 32² run of
-both configs takes about 3 minutes on one core, the 256² one (--batch 1 --eq-samples 0 --no-grad) about 9.
+layer and image equal to float32 round-off (relative 3e-6 at 32²), gradients of the order of the
+leaky-ReLU floor printed beside them (R: 1.3e-3 against 5e-4); the EQ protocols differ
+(docs/metrics.md). One thread by default; the 32² run of both configs takes about 3 minutes on one
+core, the 256² one (--batch 1 --eq-samples 0 --no-grad) about 9.
 """
 
 from __future__ import annotations
