@@ -51,14 +51,15 @@ import torch
 from torch import nn
 
 from models.stylegan3 import CONFIGS, Generator
+from studio.metrics.functional.bandlimited_rotation import pseudo_rotate, rotate_bandlimited
 from studio.metrics.functional.equivariance import (
     I_MAX,
     KINDS,
     draw_samples,
     equivariance,
-    transform_images,
     transformed_synthesis,
 )
+from studio.metrics.functional.resampling import transform_images
 
 CHECKED_COMMIT = "8fb5177d77556d19bf3ccfa03621aa4cbdf29dc9"
 YARDSTICK = (4096, 128)  # channel base and max of the 32² CPU preset (config T)
@@ -372,6 +373,11 @@ def protocol_terms(
         ref, valid = transform_images(orig, transforms[kind], radius)
         return masked_terms(moved[kind] - ref, valid)
 
+    def studio_nvlabs_rotation() -> Terms:
+        ref, valid = rotate_bandlimited(orig, rot)
+        pseudo, pseudo_valid = pseudo_rotate(moved["eq_r"], rot)
+        return masked_terms(pseudo - ref, valid & pseudo_valid)
+
     def nv_translation(op: Callable, t: torch.Tensor, kind: str) -> Terms:
         def fn(i: int) -> tuple[torch.Tensor, torch.Tensor]:
             ref, mask = op(one[i], t[i, 0].item(), t[i, 1].item())
@@ -404,6 +410,11 @@ def protocol_terms(
         "studio ops, lanczos_radius=3": {
             "eq_t_frac": studio_ops("eq_t_frac", 3),
             "eq_r": studio_ops("eq_r", 3),
+        },
+        "studio protocol=nvlabs": {
+            "eq_t": studio_ops("eq_t", 0),
+            "eq_t_frac": studio_ops("eq_t_frac", 3),
+            "eq_r": studio_nvlabs_rotation(),
         },
         "studio Lanczos-8 + NVlabs pseudo-rotation": {"eq_r": nv_rotation(False, True)},
         "NVlabs ops without pseudo-rotation": {
@@ -476,12 +487,17 @@ def print_equivariance(
         opts, n, EQ_BATCH, compute_eqt_int=True, compute_eqt_frac=True, compute_eqr=True
     )
     ours = equivariance(G, num_samples=n, batch=EQ_BATCH, seed=seed)
+    ours_nvlabs = equivariance(G, num_samples=n, batch=EQ_BATCH, seed=seed, protocol="nvlabs")
     print_eq_header(f"Equivariance of this generator (dB), {n} samples")
     print(
         f"  {'NVlabs compute_equivariance_metrics (own draws)':<48s}"
         + "".join(f" {'':8s} {v:8.2f}" for v in ref)
     )
     print(f"  {'studio equivariance (own draws)':<48s}" + "".join(f" {ours[k]:8.2f} {'':8s}" for k in KINDS))
+    print(
+        f"  {'studio equivariance, protocol=nvlabs (own draws)':<48s}"
+        + "".join(f" {'':8s} {ours_nvlabs[k]:8.2f}" for k in KINDS)
+    )
     z, transforms = draw_samples(G, range(seed, seed + n), 0.125, 180.0)
     ws = G.mapping(z, None)
     moved = {kind: transformed_synthesis(G, ws, m) for kind, m in transforms.items()}

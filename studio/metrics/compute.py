@@ -242,6 +242,7 @@ PROTOCOLS = {
     "inception_score": F.IS_PROTOCOLS,
     "knn_metrics": F.KNN_PROTOCOLS,
     "alpha_precision_beta_recall_authenticity": F.AUTHENTICITY_PROTOCOLS,
+    "equivariance": F.EQUIVARIANCE_PROTOCOLS,
 }
 
 

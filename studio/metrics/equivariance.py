@@ -18,7 +18,7 @@ class Equivariance:
 
     kinds: the requested ones among "eq_t", "eq_t_frac", "eq_r", computed from the same samples (one
     untransformed synthesis shared by all). options: {"equivariance": {keyword: value}} (num_samples,
-    translate_max, rotate_max, lanczos_radius, batch, seed), checked at construction.
+    translate_max, rotate_max, lanczos_radius, batch, seed, protocol), checked at construction.
     """
 
     def __init__(self, kinds: list[str], options: Mapping[str, Mapping] | None = None) -> None:
@@ -32,6 +32,7 @@ class Equivariance:
             opts["rotate_max"],
             opts["lanczos_radius"],
             opts["batch"],
+            opts["protocol"],
         )
 
     def check_generator(self, G: nn.Module) -> None:
@@ -40,7 +41,8 @@ class Equivariance:
 
     @torch.no_grad()
     def errors(self, G: nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
-        """{kind: every sample's MSE, float64 [num_samples]} on every rank. Collective under
+        """{kind: every sample's (sum of squared errors, number of terms), float64 [num_samples, 2]} on
+        every rank. Collective under
         torch.distributed: each process computes its share of the samples (whole batches) and they are
         gathered in sample order, so the values are those of one process (gather_computed)."""
         self.check_generator(G)
@@ -50,13 +52,16 @@ class Equivariance:
         transform = (opts["translate_max"], opts["rotate_max"], opts["lanczos_radius"])
 
         def compute() -> dict[str, torch.Tensor]:
-            return F.equivariance_errors(G, seeds, self.kinds, *transform, opts["batch"], device)
+            return F.equivariance_errors(
+                G, seeds, self.kinds, *transform, opts["batch"], device, opts["protocol"]
+            )
 
         return gather_computed(compute, device)
 
     def value(self, errors: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """{kind: PSNR in dB} of the gathered errors."""
-        return {kind: F.psnr_from_errors(errors[kind].numpy()) for kind in self.kinds}
+        protocol = self.options["protocol"]
+        return {kind: F.psnr_from_errors(errors[kind].numpy(), protocol) for kind in self.kinds}
 
     def __call__(self, G: nn.Module, device: torch.device) -> dict[str, float]:
         """{kind: dB} in one process (studio-eval)."""

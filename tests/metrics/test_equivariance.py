@@ -21,7 +21,8 @@ from studio.data import ShapesDataset
 from studio.io.checkpoint import CHECKPOINT_FORMAT, build_network, load_generator, save_checkpoint
 from studio.metrics.compute import effective_options, metric_outputs
 from studio.metrics.equivariance import Equivariance, equivariance_for
-from studio.metrics.functional.equivariance import draw_samples, rotation, transform_images, translation
+from studio.metrics.functional.equivariance import draw_samples, rotation, translation
+from studio.metrics.functional.resampling import transform_images
 
 SG3_KWARGS = {
     "z_dim": 16,
@@ -222,9 +223,10 @@ def test_suite_options_directions_and_names() -> None:
         "num_samples": 50000,
         "translate_max": 0.125,
         "rotate_max": 180.0,
-        "lanczos_radius": 8,
+        "lanczos_radius": None,
         "batch": 16,
         "seed": 0,
+        "protocol": "paper",
     }
     assert metric_outputs(["eq_t", "eq_t_frac", "eq_r"]) == {"eq_t": "max", "eq_t_frac": "max", "eq_r": "max"}
     assert equivariance_for(["fid", "ppl"], None) is None

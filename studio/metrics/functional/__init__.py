@@ -8,7 +8,12 @@ from studio.metrics.functional.alpha_precision import (
     AUTHENTICITY_PROTOCOLS,
     alpha_precision_beta_recall_authenticity,
 )
-from studio.metrics.functional.equivariance import equivariance, equivariance_errors, psnr_from_errors
+from studio.metrics.functional.equivariance import (
+    EQUIVARIANCE_PROTOCOLS,
+    equivariance,
+    equivariance_errors,
+    psnr_from_errors,
+)
 from studio.metrics.functional.fid import (
     FID_PROTOCOLS,
     feature_stats,
@@ -32,6 +37,7 @@ from studio.metrics.functional.prd import prd, prd_f_beta
 
 __all__ = [
     "AUTHENTICITY_PROTOCOLS",
+    "EQUIVARIANCE_PROTOCOLS",
     "FID_PROTOCOLS",
     "IS_PROTOCOLS",
     "KNN_METRICS",

@@ -21,16 +21,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from studio.metrics.functional.bandlimited_rotation import pseudo_rotate, rotate_bandlimited
+from studio.metrics.functional.resampling import transform_images
 from studio.sampling import class_labels
 
 KINDS = ("eq_t", "eq_t_frac", "eq_r")
 I_MAX = 2.0  # the intended dynamic range [-1, 1]
+# paper: the paper's definition with studio's resampling (Lanczos-8, per-sample MSEs averaged);
+# nvlabs: NVlabs' reference metric (Lanczos-3, EQ-R by band-limited rotation and pseudo-rotation,
+# squared errors pooled over all samples). docs/metrics.md, Equivariance.
+EQUIVARIANCE_PROTOCOLS = ("paper", "nvlabs")
+LANCZOS_RADIUS = {"paper": 8, "nvlabs": 3}
 
 
 def check_arguments(
@@ -38,8 +45,9 @@ def check_arguments(
     num_samples: int,
     translate_max: float,
     rotate_max: float,
-    lanczos_radius: int,
+    lanczos_radius: int | None,
     batch: int,
+    protocol: str = "paper",
 ) -> None:
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
@@ -52,8 +60,13 @@ def check_arguments(
         )
     if not 0 <= rotate_max <= 180:
         raise ValueError(f"rotate_max must be in [0, 180] degrees, got {rotate_max}")
-    if not (isinstance(lanczos_radius, int) and lanczos_radius >= 1):
-        raise ValueError(f"lanczos_radius must be an integer >= 1 (pixels), got {lanczos_radius!r}")
+    if lanczos_radius is not None and not (isinstance(lanczos_radius, int) and lanczos_radius >= 1):
+        raise ValueError(
+            "lanczos_radius must be an integer >= 1 (pixels) or None (the protocol's), "
+            f"got {lanczos_radius!r}"
+        )
+    if protocol not in EQUIVARIANCE_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(EQUIVARIANCE_PROTOCOLS)}, got {protocol!r}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
 
@@ -117,94 +130,6 @@ def draw_samples(
     return torch.stack(z), {kind: torch.stack(m) for kind, m in transforms.items()}
 
 
-def lanczos(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Lanczos kernel sinc(x) sinc(x / radius) for |x| < radius, else 0 (x in pixels)."""
-    return torch.where(x.abs() < radius, torch.sinc(x) * torch.sinc(x / radius), torch.zeros_like(x))
-
-
-def transform_images(
-    images: torch.Tensor, transforms: torch.Tensor, radius: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resample images [n, C, R, R] under transforms [n, 3, 3] (output -> source, image units):
-    (transformed [n, C, R, R] in images' dtype, valid [n, 1, R, R] bool).
-
-    radius 0: the source position is rounded to the nearest pixel and copied (exact for integer
-    translations); valid where it lies in the image. radius > 0: separable Lanczos interpolation over
-    the (2 radius)^2 pixels around the source position, each axis's weights normalised to sum 1 (a
-    constant image stays constant); valid where every pixel of non-zero weight lies in the image, so
-    no value is made up (on a pixel centre: radius - 1 pixels in from each edge).
-    """
-    n, channels, size, _ = images.shape
-    m = transforms.to(device=images.device, dtype=torch.float64)
-    coords = (torch.arange(size, dtype=torch.float64, device=images.device) + 0.5 - size / 2) / size
-    offsets = range(1 - radius, radius + 1) if radius else range(1)
-    if bool((m[:, 0, 1] == 0).all() and (m[:, 1, 0] == 0).all()):
-        # Axis-aligned (translations): the source column depends on the output column only and the
-        # source row on the output row only, so two 1-D passes of 2 radius taps do it.
-        sx = _to_pixels(m[:, 0, 0, None] * coords + m[:, 0, 2, None], size)  # [n, R] over columns
-        sy = _to_pixels(m[:, 1, 1, None] * coords + m[:, 1, 2, None], size)  # [n, R] over rows
-        x, y = _axis(sx, radius, size), _axis(sy, radius, size)
-        along_x = torch.zeros_like(images)
-        for d in offsets:
-            index, weight = _tap(x, d, radius, size, images.dtype)
-            along_x += images.gather(3, index[:, None, None].expand_as(images)) * weight[:, None, None]
-        out = torch.zeros_like(images)
-        for d in offsets:
-            index, weight = _tap(y, d, radius, size, images.dtype)
-            out += along_x.gather(2, index[:, None, :, None].expand_as(images)) * weight[:, None, :, None]
-        return out, x.valid[:, None, None, :] & y.valid[:, None, :, None]
-    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
-    mm = m[:, None, None]  # [n, 1, 1, 3, 3]: source positions [n, R, R] of every output pixel
-    x = _axis(_to_pixels(mm[..., 0, 0] * xx + mm[..., 0, 1] * yy + mm[..., 0, 2], size), radius, size)
-    y = _axis(_to_pixels(mm[..., 1, 0] * xx + mm[..., 1, 1] * yy + mm[..., 1, 2], size), radius, size)
-    flat = images.reshape(n, channels, size * size)
-    out = torch.zeros_like(flat)
-    for dy in offsets:
-        row, wy = _tap(y, dy, radius, size, images.dtype)
-        for dx in offsets:  # taps are recomputed rather than kept: (2 radius)^2 index maps are large
-            col, wx = _tap(x, dx, radius, size, images.dtype)
-            index = (row * size + col).reshape(n, 1, size * size).expand(-1, channels, -1)
-            out += flat.gather(2, index) * (wy * wx).reshape(n, 1, size * size)
-    return out.reshape(images.shape), (x.valid & y.valid)[:, None]
-
-
-def _to_pixels(position: torch.Tensor, size: int) -> torch.Tensor:
-    """Image-unit positions -> continuous pixel indices. Positions a rounding error away from a pixel
-    centre are put on it, so that the taps, and which pixels are valid, never hinge on float noise (a
-    quarter turn maps pixel centres onto pixel centres)."""
-    pixels = position * size + size / 2 - 0.5
-    return torch.where((pixels - pixels.round()).abs() < 1e-9, pixels.round(), pixels)
-
-
-class _Axis(NamedTuple):
-    """The interpolation along one axis at source positions pos (pixel indices, any shape): tap d reads
-    pixel base + d with weight kernel(frac - d) / total; valid where no tap of non-zero weight is
-    outside the image."""
-
-    base: torch.Tensor  # long
-    frac: torch.Tensor  # pos - base
-    total: torch.Tensor  # the sum of the kernel weights over the taps
-    valid: torch.Tensor  # bool
-
-
-def _axis(pos: torch.Tensor, radius: int, size: int) -> _Axis:
-    if not radius:
-        base = pos.round()
-        return _Axis(base.long(), pos - base, torch.ones_like(pos), (base >= 0) & (base <= size - 1))
-    base = pos.floor()
-    total = sum(lanczos(pos - base - d, radius) for d in range(1 - radius, radius + 1))
-    # The taps of non-zero weight, pos - radius < k < pos + radius, must all lie in [0, size - 1].
-    return _Axis(base.long(), pos - base, total, (pos - radius >= -1) & (pos + radius <= size))
-
-
-def _tap(
-    axis: _Axis, d: int, radius: int, size: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(source pixel index long, normalised weight in `dtype`) of tap offset d along one axis."""
-    weight = lanczos(axis.frac - d, radius) / axis.total if radius else torch.ones_like(axis.frac)
-    return (axis.base + d).clamp(0, size - 1), weight.to(dtype)
-
-
 def transformed_synthesis(G: nn.Module, ws: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """G.synthesis(ws) [n, C, R, R] with sample i's input transformed by transforms[i] [3, 3] (output ->
     source, after any transform the generator already has). The [3, 3] buffer is replaced by the
@@ -227,11 +152,13 @@ def batch_errors(
     translate_max: float,
     rotate_max: float,
     lanczos_radius: int,
+    protocol: str,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """{kind: per-sample mean squared error [len(seeds)] (float64, CPU)} of one batch: the mean over
-    colour channels and the valid pixels of (g(t[z0]) - t[g(z0)])^2. The untransformed images are
-    synthesised once and shared by the kinds."""
+    """{kind: [len(seeds), 2] float64 on the CPU: per sample, the sum over colour channels and valid
+    pixels of (g(t[z0]) - t[g(z0)])^2, and the number of terms in it}. The untransformed images are
+    synthesised once and shared by the kinds. protocol "nvlabs" measures eq_r as NVlabs does: the
+    band-limited rotation of g(z0) against the pseudo-rotation of g(t[z0]) (bandlimited_rotation)."""
     z, transforms = draw_samples(G, seeds, translate_max, rotate_max)
     dtype = next(G.parameters()).dtype
     c = class_labels(G, seeds)
@@ -241,8 +168,13 @@ def batch_errors(
     errors = {}
     for kind in kinds:
         moved_output = transformed_synthesis(G, ws, transforms[kind])
-        radius = 0 if kind == "eq_t" else lanczos_radius
-        moved_image, valid = transform_images(images, transforms[kind], radius)
+        if kind == "eq_r" and protocol == "nvlabs":
+            moved_image, valid = rotate_bandlimited(images, transforms[kind], lanczos_radius)
+            moved_output, output_valid = pseudo_rotate(moved_output, transforms[kind], lanczos_radius)
+            valid = valid & output_valid
+        else:
+            radius = 0 if kind == "eq_t" else lanczos_radius
+            moved_image, valid = transform_images(images, transforms[kind], radius)
         squared = (moved_output - moved_image).double().square() * valid
         count = valid.sum(dim=(1, 2, 3)) * images.shape[1]
         if (count == 0).any():
@@ -250,7 +182,7 @@ def batch_errors(
                 f"{kind}: a transformed {G.img_resolution}x{G.img_resolution} image has no valid pixel "
                 "left; lower translate_max, rotate_max or lanczos_radius"
             )
-        errors[kind] = (squared.sum(dim=(1, 2, 3)) / count).cpu()
+        errors[kind] = torch.stack([squared.sum(dim=(1, 2, 3)), count.double()], dim=1).cpu()
     return errors
 
 
@@ -260,30 +192,36 @@ def equivariance_errors(
     kinds: Sequence[str],
     translate_max: float,
     rotate_max: float,
-    lanczos_radius: int,
+    lanczos_radius: int | None,
     batch: int,
     device: torch.device,
+    protocol: str = "paper",
 ) -> dict[str, torch.Tensor]:
-    """{kind: per-sample MSE float64 [len(seeds)] on the CPU}, `batch` samples at a time. Each sample is
+    """{kind: [len(seeds), 2] float64 on the CPU (per-sample sum of squared errors, number of terms)},
+    `batch` samples at a time. lanczos_radius None: the protocol's (LANCZOS_RADIUS). Each sample is
     seeded by its own seed, so a contiguous slice of the seeds gives the same values as the whole
     (processes can split the samples)."""
-    transform = (translate_max, rotate_max, lanczos_radius)
+    radius = LANCZOS_RADIUS[protocol] if lanczos_radius is None else lanczos_radius
+    transform = (translate_max, rotate_max, radius, protocol)
     chunks = [
         batch_errors(G, seeds[start : start + batch], kinds, *transform, device)
         for start in range(0, len(seeds), batch)
     ]
-    empty = torch.zeros(0, dtype=torch.float64)
+    empty = torch.zeros(0, 2, dtype=torch.float64)
     return {kind: torch.cat([chunk[kind] for chunk in chunks]) if chunks else empty for kind in kinds}
 
 
-def psnr_from_errors(errors: np.ndarray | torch.Tensor) -> float:
-    """10 log10(I_max^2 / mean of the per-sample MSEs) in dB (+inf for a zero mean); non-finite errors
-    are an error (a diverged or fp16-overflowing generator)."""
+def psnr_from_errors(errors: np.ndarray | torch.Tensor, protocol: str = "paper") -> float:
+    """PSNR in dB of per-sample (sum of squared errors, number of terms) rows [n, 2]:
+    10 log10(I_max^2 / MSE), MSE = the mean of the per-sample MSEs (paper) or all squared errors pooled,
+    sum / count (nvlabs); +inf for a zero MSE. Non-finite errors are an error (a diverged or
+    fp16-overflowing generator)."""
     errors = np.asarray(errors, dtype=np.float64)
-    bad = int((~np.isfinite(errors)).sum())
+    bad = int((~np.isfinite(errors[:, 0])).sum())
     if bad:
-        raise ValueError(f"{bad} of {errors.size} equivariance errors are NaN or Inf; check the generator")
-    mse = float(errors.mean())
+        raise ValueError(f"{bad} of {len(errors)} equivariance errors are NaN or Inf; check the generator")
+    sums, counts = errors[:, 0], errors[:, 1]
+    mse = float(sums.sum() / counts.sum() if protocol == "nvlabs" else (sums / counts).mean())
     return math.inf if mse == 0 else 10 * math.log10(I_MAX**2 / mse)
 
 
@@ -293,9 +231,10 @@ def equivariance(
     num_samples: int = 50000,
     translate_max: float = 0.125,
     rotate_max: float = 180.0,
-    lanczos_radius: int = 8,
+    lanczos_radius: int | None = None,
     batch: int = 16,
     seed: int = 0,
+    protocol: str = "paper",
     device: torch.device | str | None = None,
     return_errors: bool = False,
 ) -> dict[str, Any]:
@@ -309,24 +248,28 @@ def equivariance(
     transformed by `transform_images` (eq_t: exact whole-pixel shift; eq_t_frac, eq_r: Lanczos
     interpolation over lanczos_radius pixels either way), and pixels whose source lies (partly)
     outside the image are left out. Images are compared as generated (float, not clamped or
-    quantised). Sample i's MSE is the mean over channels and its valid pixels; the PSNR is
-    10 log10(2^2 / mean of the MSEs), the expectation inside the logarithm as in the paper.
+    quantised). protocol "paper": sample i's MSE is the mean over channels and its valid pixels, the
+    PSNR 10 log10(2^2 / mean of the MSEs), the expectation inside the logarithm as in the paper.
+    protocol "nvlabs": NVlabs' reference metric: eq_r compares the band-limited rotation of the image
+    with the pseudo-rotation of the rotated synthesis (bandlimited_rotation), and the squared errors of
+    all samples are pooled.
 
     translate_max: offsets up to this fraction of the image size along each axis; rotate_max: angles
-    up to this many degrees either way. lanczos_radius: a larger one resamples content near Nyquist
-    more exactly, at (2 radius)^2 taps per pixel for eq_r and 4 radius for eq_t_frac. batch: samples
-    per step (1 + len(metrics) syntheses each). device: where the latents go (default: G's).
+    up to this many degrees either way. lanczos_radius: the Lanczos window in pixels (None: 8 under
+    paper, NVlabs' 3 under nvlabs); a larger one resamples content near Nyquist more exactly, at
+    (2 radius)^2 taps per pixel for eq_r and 4 radius for eq_t_frac. batch: samples per step
+    (1 + len(metrics) syntheses each). device: where the latents go (default: G's).
 
     Returns {kind: dB}; with return_errors also "errors": {kind: per-sample MSE, float64 numpy}.
     """
     kinds = list(dict.fromkeys(metrics))
-    check_arguments(kinds, num_samples, translate_max, rotate_max, lanczos_radius, batch)
+    check_arguments(kinds, num_samples, translate_max, rotate_max, lanczos_radius, batch, protocol)
     check_generator(G, kinds)
     device = torch.device(device) if device is not None else next(G.parameters()).device
     seeds = range(seed, seed + num_samples)
     transform = (translate_max, rotate_max, lanczos_radius)
-    errors = equivariance_errors(G, seeds, kinds, *transform, batch, device)
-    result: dict[str, Any] = {kind: psnr_from_errors(errors[kind]) for kind in kinds}
+    errors = equivariance_errors(G, seeds, kinds, *transform, batch, device, protocol)
+    result: dict[str, Any] = {kind: psnr_from_errors(errors[kind], protocol) for kind in kinds}
     if return_errors:
-        result["errors"] = {kind: value.numpy() for kind, value in errors.items()}
+        result["errors"] = {kind: (value[:, 0] / value[:, 1]).numpy() for kind, value in errors.items()}
     return result
