@@ -30,9 +30,9 @@ def lanczos_window(t: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def oriented_lowpass(mats: torch.Tensor, radius: int, up: int) -> torch.Tensor:
-    """Filters [n, T, T] (float64, T = 4 radius up - 1, taps 1/up px apart, rows y, columns x) passing the
-    frequencies inside both the unit pixel grid's square band and the band of the grid seen through
-    mats[i] ([n, 2, 2]: the filter's rotated frame has coordinates mats[i] @ (x, y)).
+    """Filters [n, T, T] (float64 on mats' device; T = 4 radius up - 1 taps 1/up px apart; rows y, columns
+    x) passing the frequencies inside both the unit pixel grid's square band and the band of the grid
+    seen through mats[i] ([n, 2, 2]: the filter's rotated frame has coordinates mats[i] @ (x, y)).
 
     The ideal filter is sinc(x) sinc(y) convolved with sinc(x') sinc(y'), (x', y') = mats[i] @ (x, y);
     it is windowed by the same convolution of the separable Lanczos window of `radius`. Both
@@ -41,7 +41,8 @@ def oriented_lowpass(mats: torch.Tensor, radius: int, up: int) -> torch.Tensor:
     share the same fraction of a pixel along each axis) is scaled to sum to 1, so that a constant image
     stays constant."""
     size = 2 * PERIOD_RADIUS * up - 1
-    t = torch.fft.ifftshift(torch.arange(size, dtype=torch.float64) - size // 2) / up  # FFT order: t[0] = 0
+    t = torch.arange(size, dtype=torch.float64, device=mats.device) - size // 2
+    t = torch.fft.ifftshift(t) / up  # FFT order: t[0] = 0
     y, x = torch.meshgrid(t, t, indexing="ij")
     m = mats.to(torch.float64)[:, :, :, None, None]
     xr, yr = m[:, 0, 0] * x + m[:, 0, 1] * y, m[:, 1, 0] * x + m[:, 1, 1] * y
@@ -59,7 +60,7 @@ def oriented_lowpass(mats: torch.Tensor, radius: int, up: int) -> torch.Tensor:
     taps = torch.fft.fftshift(ideal * window, dim=(-2, -1))[
         :, centre - half : centre + half + 1, centre - half : centre + half + 1
     ]
-    phase = torch.arange(-half, half + 1) % up
+    phase = torch.arange(-half, half + 1, device=mats.device) % up
     onehot = nnf.one_hot(phase, up).to(torch.float64)  # [T, up]
     sums = torch.einsum("ia,nij,jb->nab", onehot, taps, onehot)
     return taps / sums[:, phase[:, None], phase[None, :]]
@@ -78,7 +79,7 @@ def rotate_bandlimited(
     -UP/2 .. UP R + 2P - UP/2 - 1 in these coordinates: pixels about 6 px in from the edges (radius 3)."""
     n, channels, size, _ = images.shape
     m = transforms.to(device=images.device, dtype=torch.float64)
-    filters = oriented_lowpass(torch.linalg.inv(m[:, :2, :2]).cpu(), radius, UP)
+    filters = oriented_lowpass(torch.linalg.inv(m[:, :2, :2]), radius, UP)
     half = filters.shape[-1] // 2
     weight = filters.to(device=images.device, dtype=images.dtype).repeat_interleave(channels, 0)[:, None]
     flat = images.reshape(1, n * channels, size, size)
@@ -118,8 +119,7 @@ def pseudo_rotate(
     padding) -> (filtered [n, C, R, R], valid [n, 1, R, R] bool: pixels at least the filter's
     half-width, 2 radius - 1 px, in from every edge)."""
     n, channels, size, _ = images.shape
-    m = transforms.to(torch.float64)[:, :2, :2].cpu()
-    filters = oriented_lowpass(m, radius, 1)
+    filters = oriented_lowpass(transforms.to(device=images.device, dtype=torch.float64)[:, :2, :2], radius, 1)
     half = filters.shape[-1] // 2
     weight = filters.to(device=images.device, dtype=images.dtype).repeat_interleave(channels, 0)[:, None]
     flat = images.reshape(1, n * channels, size, size)
