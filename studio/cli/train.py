@@ -10,9 +10,9 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from studio.sweep import monitor_direction
+from studio.config_resolvers import register_resolvers
 from studio.training.config_check import interpolated_keys
 from studio.training.module import TrainingDiverged
 
@@ -21,8 +21,7 @@ log = logging.getLogger("studio.train")
 # The config tree ships as the package studio.conf: the checkout's conf/ in an editable install, a copy
 # inside site-packages otherwise (pyproject.toml maps one onto the other).
 CONFIG_DIR = str(importlib.resources.files("studio.conf"))
-# conf/hparams_search/optuna.yaml sets the study's direction from eval.monitor / eval.mode.
-OmegaConf.register_new_resolver("studio_direction", monitor_direction, replace=True)
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -104,6 +104,26 @@ def test_every_stylegan_experiment_composes_and_builds_its_networks(name: str) -
     instantiate(cfg.optimizer.generator)
 
 
+@pytest.mark.parametrize(("batch", "fade_kimg"), [(None, None), (64, 400.0), (8, 50.0)])
+def test_stylegan3_schedules_follow_the_batch_as_nvlabs_derives_them(batch: int | None, fade_kimg) -> None:
+    """NVlabs' train.py: magnitude_ema_beta = 0.5 ** (batch / 20000), blur_fade_kimg = batch * 200 / 32."""
+    cfg = compose_experiment("stylegan3_r_256", *([f"train.batch={batch}"] if batch else []))
+    batch = batch or 32
+    assert cfg.train.batch == batch
+    assert cfg.model.magnitude_ema_beta == 0.5 ** (batch / 20000)
+    assert cfg.loss.blur_fade_kimg == (fade_kimg or 200.0)
+    G = instantiate(cfg.model.generator)
+    betas = {module.beta for module in G.modules() if type(module).__name__ == "MagnitudeEMA"}
+    assert betas == {0.5 ** (batch / 20000)}
+    assert instantiate(cfg.loss).blur_fade_kimg == (fade_kimg or 200.0)
+    # The CPU yardstick's batch 16 gives the value it has always had (resumed runs continue bitwise).
+    assert compose_experiment("stylegan3_t_cpu32").model.magnitude_ema_beta == 0.9994456359721023
+    overrides = ("model.magnitude_ema_beta=0.999", "loss.blur_fade_kimg=10")
+    explicit = compose_experiment("stylegan3_t_256", *overrides)
+    synthesis = explicit.model.generator.synthesis_kwargs
+    assert (synthesis.magnitude_ema_beta, explicit.loss.blur_fade_kimg) == (0.999, 10)
+
+
 @pytest.mark.parametrize(
     ("name", "lr", "generator"),
     [
