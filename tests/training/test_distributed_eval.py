@@ -10,9 +10,11 @@ import torch.multiprocessing as mp
 from tiny_run import tiny_generator
 
 import studio.metrics.path_length as path_length
+from models.stylegan3 import Generator
 from studio.callbacks import GeneratorMetrics
 from studio.data import ShapesDataset
 from studio.features.lpips import lpips_vgg
+from studio.metrics.equivariance import Equivariance
 from studio.runtime import gather_computed, gather_rows, shard
 
 METRICS = ["fid", "kid", "pr", "dc", "rarity", "ppl"]
@@ -102,3 +104,42 @@ def test_a_failure_on_one_process_makes_every_process_raise_before_any_gather(tm
         "RuntimeError: the evaluation failed on 1 other process(es); see their log"
     )
     assert (tmp_path / "rank1.txt").read_text() == "MemoryError: rank 1 ran out of memory"
+
+
+EQ_OPTIONS = {"equivariance": {"num_samples": 5, "batch": 2, "protocol": "nvlabs"}}  # shards of 4 and 1
+
+
+def small_stylegan3() -> torch.nn.Module:
+    torch.manual_seed(0)
+    synthesis = {"channel_base": 256, "channel_max": 8}
+    kwargs = {"z_dim": 8, "w_dim": 8, "img_resolution": 32, "mapping_kwargs": {"num_layers": 1}}
+    return Generator(**kwargs, synthesis_kwargs=synthesis).eval()
+
+
+def equivariance_worker(index: int, world: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=index, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        evaluate = Equivariance(["eq_t", "eq_r"], EQ_OPTIONS)
+        errors = evaluate.errors(small_stylegan3(), torch.device("cpu"))
+        record = {"errors": {k: v.tolist() for k, v in errors.items()}, "values": evaluate.value(errors)}
+        Path(out, f"rank{index}.json").write_text(json.dumps(record))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_equivariance_errors_gather_to_the_one_process_values(tmp_path) -> None:
+    """Per-sample (squared-error sum, count) rows travel through the gather; the pooled nvlabs
+    aggregation then gives the one-process value on every rank."""
+    mp.spawn(equivariance_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        evaluate = Equivariance(["eq_t", "eq_r"], EQ_OPTIONS)
+        errors = evaluate.errors(small_stylegan3(), torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert rank0 == rank1
+    assert rank0["errors"] == {kind: value.tolist() for kind, value in errors.items()}
+    assert len(rank0["errors"]["eq_r"]) == 5 and rank0["values"] == evaluate.value(errors)
