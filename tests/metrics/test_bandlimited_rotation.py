@@ -12,6 +12,7 @@ from PIL import Image
 from test_equivariance import SG3_KWARGS, FourierGenerator, stylegan3, write_checkpoint
 
 import studio.metrics.functional as F
+from models.stylegan3 import Generator
 from studio.cli.eval import main
 from studio.io.checkpoint import load_generator
 from studio.metrics.equivariance import Equivariance
@@ -158,3 +159,17 @@ def test_studio_eval_applies_the_protocol(tmp_path, capsys, monkeypatch) -> None
     expected = F.equivariance(G, ["eq_r"], num_samples=4, batch=2, protocol="nvlabs")
     assert report["results"] == expected != F.equivariance(G, ["eq_r"], num_samples=4, batch=2)
     assert report["protocol"]["options"]["equivariance"]["protocol"] == "nvlabs"
+
+
+@pytest.mark.cuda
+def test_nvlabs_protocol_on_cuda_gives_the_cpu_values() -> None:
+    """Filters are designed on the images' device: the CUDA errors equal the CPU ones to float32 noise."""
+    kwargs = {**SG3_KWARGS, "synthesis_kwargs": {**SG3_KWARGS["synthesis_kwargs"], "num_fp16_res": 0}}
+    torch.manual_seed(0)
+    G = Generator(**kwargs).eval()  # fp32 throughout: fp16 layers would move the errors themselves
+    options = {"metrics": ["eq_t_frac", "eq_r"], "num_samples": 4, "batch": 4, "protocol": "nvlabs"}
+    cpu = F.equivariance(G, return_errors=True, **options)
+    gpu = F.equivariance(G.cuda(), return_errors=True, **options)
+    for kind in ("eq_t_frac", "eq_r"):
+        np.testing.assert_allclose(gpu["errors"][kind], cpu["errors"][kind], rtol=1e-2)
+        assert gpu[kind] == pytest.approx(cpu[kind], abs=0.05)
