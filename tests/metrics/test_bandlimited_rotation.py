@@ -2,19 +2,15 @@
 operators, the filter's symmetries, the geometry on a band-limited image, and the protocol through
 the metric (pooled aggregation, NVlabs' Lanczos-3 for eq_t_frac)."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from test_equivariance import SG3_KWARGS, FourierGenerator, stylegan3, write_checkpoint
+from test_equivariance import SG3_KWARGS, FourierGenerator, stylegan3
 
 import studio.metrics.functional as F
 from models.stylegan3 import Generator
-from studio.cli.eval import main
-from studio.io.checkpoint import load_generator
 from studio.metrics.equivariance import Equivariance
 from studio.metrics.functional.bandlimited_rotation import oriented_lowpass, pseudo_rotate, rotate_bandlimited
 from studio.metrics.functional.equivariance import equivariance_errors, psnr_from_errors, rotation
@@ -141,24 +137,6 @@ def test_protocol_option_is_checked() -> None:
         Equivariance(["eq_r"], {"equivariance": {"protocol": "nvlab"}})
     with pytest.raises(ValueError, match=r"protocol must be one of \['paper', 'nvlabs'\], got 'x'"):
         F.equivariance(FourierGenerator(), ["eq_r"], num_samples=1, protocol="x")
-
-
-def test_studio_eval_applies_the_protocol(tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
-    real = tmp_path / "real"  # opened and counted, never read: generator metrics need no real images
-    real.mkdir()
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(real / "0.png")
-    spec = {"name": "stylegan3-generator", "version": 1, "kwargs": SG3_KWARGS}
-    write_checkpoint(tmp_path / "sg3.ckpt", spec)
-    out = tmp_path / "eq.json"
-    options = [f"options.equivariance.{key}" for key in ("num_samples=4", "batch=2", "protocol=nvlabs")]
-    code = main([f"real={real}", f"ckpt={tmp_path / 'sg3.ckpt'}", "metrics=[eq_r]", *options, f"out={out}"])
-    assert code == 0, capsys.readouterr().err
-    report = json.loads(out.read_text())
-    G = load_generator(tmp_path / "sg3.ckpt", torch.device("cpu"))
-    expected = F.equivariance(G, ["eq_r"], num_samples=4, batch=2, protocol="nvlabs")
-    assert report["results"] == expected != F.equivariance(G, ["eq_r"], num_samples=4, batch=2)
-    assert report["protocol"]["options"]["equivariance"]["protocol"] == "nvlabs"
 
 
 @pytest.mark.cuda

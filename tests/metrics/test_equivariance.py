@@ -268,6 +268,12 @@ def test_studio_eval_from_a_checkpoint(tmp_path, capsys, monkeypatch) -> None:
     assert report["results"] == F.equivariance(G, ["eq_t"], num_samples=4, batch=2)
     assert report["protocol"]["options"]["equivariance"]["translate_max"] == 0.125
     assert report["protocol"]["backbone"] is None  # no feature metric: no backbone was loaded
+    nvlabs = [*options, "options.equivariance.protocol=nvlabs", f"out={out}"]
+    assert main([f"real={real}", f"ckpt={tmp_path / 'sg3.ckpt'}", "metrics=[eq_r]", *nvlabs]) == 0
+    report = json.loads(out.read_text())
+    expected = F.equivariance(G, ["eq_r"], num_samples=4, batch=2, protocol="nvlabs")
+    assert report["results"] == expected != F.equivariance(G, ["eq_r"], num_samples=4, batch=2)
+    assert report["protocol"]["options"]["equivariance"]["protocol"] == "nvlabs"
 
     tiny = {"channel_base": 128, "channel_max": 8}
     sg2 = {"name": "stylegan2-generator", "version": 1, "kwargs": {**SG3_KWARGS, "synthesis_kwargs": tiny}}
