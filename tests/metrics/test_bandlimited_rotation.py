@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_equivariance import SG3_KWARGS, FourierGenerator, stylegan3
+from test_equivariance import FourierGenerator, stylegan3
 
 import studio.metrics.functional as F
-from models.stylegan3 import Generator
 from studio.metrics.equivariance import Equivariance
 from studio.metrics.functional.bandlimited_rotation import oriented_lowpass, pseudo_rotate, rotate_bandlimited
 from studio.metrics.functional.equivariance import equivariance_errors, psnr_from_errors, rotation
@@ -141,13 +140,14 @@ def test_protocol_option_is_checked() -> None:
 
 @pytest.mark.cuda
 def test_nvlabs_protocol_on_cuda_gives_the_cpu_values() -> None:
-    """Filters are designed on the images' device: the CUDA errors equal the CPU ones to float32 noise."""
-    kwargs = {**SG3_KWARGS, "synthesis_kwargs": {**SG3_KWARGS["synthesis_kwargs"], "num_fp16_res": 0}}
-    torch.manual_seed(0)
-    G = Generator(**kwargs).eval()  # fp32 throughout: fp16 layers would move the errors themselves
+    """Filters are designed on the images' device, and the fp16 layers run in float32 with TF32 off for
+    the metric (as NVlabs forces it): the CUDA errors equal the CPU ones to float32 noise."""
+    G = stylegan3("r")
+    assert all(layer.use_fp16 for layer in G.synthesis.layers)  # 32² and num_fp16_res 4: every layer
     options = {"metrics": ["eq_t_frac", "eq_r"], "num_samples": 4, "batch": 4, "protocol": "nvlabs"}
     cpu = F.equivariance(G, return_errors=True, **options)
     gpu = F.equivariance(G.cuda(), return_errors=True, **options)
+    assert all(layer.use_fp16 for layer in G.synthesis.layers)  # restored
     for kind in ("eq_t_frac", "eq_r"):
         np.testing.assert_allclose(gpu["errors"][kind], cpu["errors"][kind], rtol=1e-2)
         assert gpu[kind] == pytest.approx(cpu[kind], abs=0.05)

@@ -21,7 +21,7 @@ from studio.data import ShapesDataset
 from studio.io.checkpoint import CHECKPOINT_FORMAT, build_network, load_generator, save_checkpoint
 from studio.metrics.compute import effective_options, metric_outputs
 from studio.metrics.equivariance import Equivariance, equivariance_for
-from studio.metrics.functional.equivariance import draw_samples, rotation, translation
+from studio.metrics.functional.equivariance import draw_samples, float32_layers, rotation, translation
 from studio.metrics.functional.resampling import transform_images
 
 SG3_KWARGS = {
@@ -282,3 +282,20 @@ def test_studio_eval_from_a_checkpoint(tmp_path, capsys, monkeypatch) -> None:
     code = main([f"real={real}", f"ckpt={tmp_path / 'sg2.ckpt'}", "metrics=[eq_r]"])
     assert code == 2
     assert "eq_r needs a generator with an input transform" in capsys.readouterr().err
+
+
+def test_the_metric_measures_fp16_layers_in_float32_and_restores_them() -> None:
+    """NVlabs' eqt50k/eqr50k force fp32 synthesis; fp16 layers (CUDA only) would cap the PSNR."""
+    G = stylegan3("t")
+    assert all(layer.use_fp16 for layer in G.synthesis.layers)  # 32², num_fp16_res 4
+    with float32_layers(G):
+        assert not any(layer.use_fp16 for layer in G.synthesis.layers)
+    with pytest.raises(RuntimeError, match="inside"), float32_layers(G):
+        raise RuntimeError("inside")
+    assert all(layer.use_fp16 for layer in G.synthesis.layers)
+    seen = []
+    layers = G.synthesis.layers
+    G.synthesis.register_forward_hook(lambda *_: seen.append({layer.use_fp16 for layer in layers}))
+    F.equivariance(G, ["eq_t"], num_samples=2, batch=2)
+    assert seen == [{False}, {False}]  # the untransformed and the shifted synthesis
+    assert all(layer.use_fp16 for layer in G.synthesis.layers)
