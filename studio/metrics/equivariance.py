@@ -42,9 +42,9 @@ class Equivariance:
     @torch.no_grad()
     def errors(self, G: nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
         """{kind: every sample's (sum of squared errors, number of terms), float64 [num_samples, 2]} on
-        every rank. Collective under
-        torch.distributed: each process computes its share of the samples (whole batches) and they are
-        gathered in sample order, so the values are those of one process (gather_computed)."""
+        every rank. Collective under torch.distributed: each process computes its share of the samples
+        (whole batches) and they are gathered in sample order, so the values are those of one process
+        (gather_computed)."""
         self.check_generator(G)
         opts = self.options
         part = shard(opts["num_samples"], unit=opts["batch"])
