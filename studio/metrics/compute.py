@@ -17,6 +17,7 @@ import torch
 
 from studio.metrics import functional as F
 from studio.metrics.functional._inputs import as_feature_pair
+from studio.metrics.functional.equivariance import LANCZOS_RADIUS
 from studio.metrics.reference import RealReference
 
 Features = Mapping[str, torch.Tensor]
@@ -304,7 +305,10 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
                 raise ValueError(
                     "knn_metrics(): protocol 'nvlabs' compares with <= (NVlabs' code); drop strict=true"
                 )
-            used[fn] = {key: _jsonable(value) for key, value in (defaults | overrides).items()}
+            values = defaults | overrides
+            if fn == "equivariance" and values["lanczos_radius"] is None:  # None: the protocol's radius
+                values["lanczos_radius"] = LANCZOS_RADIUS[values["protocol"]]
+            used[fn] = {key: _jsonable(value) for key, value in values.items()}
     return used
 
 

@@ -223,11 +223,13 @@ def test_suite_options_directions_and_names() -> None:
         "num_samples": 50000,
         "translate_max": 0.125,
         "rotate_max": 180.0,
-        "lanczos_radius": None,
+        "lanczos_radius": 8,  # the default None, as the protocol resolves it
         "batch": 16,
         "seed": 0,
         "protocol": "paper",
     }
+    nvlabs = effective_options(["eq_r"], {"equivariance": {"protocol": "nvlabs"}})["equivariance"]
+    assert nvlabs["lanczos_radius"] == 3
     assert metric_outputs(["eq_t", "eq_t_frac", "eq_r"]) == {"eq_t": "max", "eq_t_frac": "max", "eq_r": "max"}
     assert equivariance_for(["fid", "ppl"], None) is None
     assert equivariance_for(["eq_r", "ppl", "eq_t"], None).kinds == ["eq_r", "eq_t"]
@@ -274,6 +276,7 @@ def test_studio_eval_from_a_checkpoint(tmp_path, capsys, monkeypatch) -> None:
     expected = F.equivariance(G, ["eq_r"], num_samples=4, batch=2, protocol="nvlabs")
     assert report["results"] == expected != F.equivariance(G, ["eq_r"], num_samples=4, batch=2)
     assert report["protocol"]["options"]["equivariance"]["protocol"] == "nvlabs"
+    assert report["protocol"]["options"]["equivariance"]["lanczos_radius"] == 3
 
     tiny = {"channel_base": 128, "channel_max": 8}
     sg2 = {"name": "stylegan2-generator", "version": 1, "kwargs": {**SG3_KWARGS, "synthesis_kwargs": tiny}}
