@@ -88,7 +88,11 @@ def generate(G: torch.nn.Module, out: Path, num: int, seed: int, truncation: flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(__doc__.strip())
+        return
+    args = parse_args(argv)
     device = args["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

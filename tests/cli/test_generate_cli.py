@@ -34,6 +34,12 @@ def test_generate_writes_num_seeded_images(tmp_path: Path, checkpoint: Path) -> 
         assert (out / name).read_bytes() == (again / name).read_bytes()
 
 
+def test_help_prints_the_usage(capsys) -> None:
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("studio-generate: write PNG samples") and "translate=[X,Y]" in out
+
+
 def test_generate_reports_missing_arguments() -> None:
     with pytest.raises(SystemExit, match="missing out, num"):
         main(["ckpt=x.ckpt"])
