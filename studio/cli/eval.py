@@ -51,7 +51,8 @@ features with arrays `pool` [N, D] (embedding) and optionally `logits` [N, C] (c
 Inception Score).
 
 keys (Hydra override syntax):
-  real=PATH            reference set; its features are cached in $STUDIO_CACHE/features
+  real=PATH            reference set; its features are cached in $STUDIO_CACHE/features (not needed
+                       with ckpt= when every metric needs only the generator: ppl, eq_t, eq_t_frac, eq_r)
   fake=PATH            generated set
   ckpt=PATH            instead of fake=: a studio training checkpoint; its G_ema generates num_gen
                        images (default 50000; latent seeds gen_seed + i, psi 1, as studio-generate)

@@ -170,7 +170,7 @@ def studio_version() -> str:
 
 
 def evaluate(
-    real: str | Path,
+    real: str | Path | None,
     fake: str | Path | None = None,
     metrics: Sequence[str] | None = None,
     backbone: str = "inception",
@@ -202,7 +202,8 @@ def evaluate(
     extraction batch, DataLoader processes decoding image folders; "auto" = chosen for the device
     (studio.features.extract.default_batch, default_workers). resolution/resize: image sets must be
     square and of one size unless `resize` (lanczos, bilinear, center_crop) brings them to `resolution`
-    (studio.data.ImageFolderDataset); the backbone then applies its own resize protocol.
+    (studio.data.ImageFolderDataset); the backbone then applies its own resize protocol. real=None
+    is allowed when every metric needs only the generator (ppl, eq_t, eq_t_frac, eq_r with ckpt=).
     """
     if (fake is None) == (ckpt is None):
         raise ValueError(
@@ -224,7 +225,11 @@ def evaluate(
     # Everything that can fail is checked before the first image goes through the backbone: sources
     # readable and counted, checkpoint loaded, weights found, metric names, options and counts.
     sizing = {"resolution": resolution, "resize": resize}
-    real_images = open_image_set(real, "real", num_real, **sizing)
+    generator_only = metrics is not None and not feature_metrics(metrics) and not psi_sweep
+    real_images = (
+        None if real is None and generator_only else open_image_set(real, "real", num_real, **sizing)
+    )
+    real_count = 0 if real_images is None else real_images.count
     if ckpt is not None:
         num_gen = DEFAULT_NUM_GEN if num_gen is None else num_gen
         fake_images = open_checkpoint_set(ckpt, num_gen, gen_seed, torch_device)
@@ -234,7 +239,7 @@ def evaluate(
     if equivariance is not None:
         equivariance.check_generator(fake_images.generator)
     net = None
-    extracting = real_images.features is None or fake_images.features is None
+    extracting = real_images is None or real_images.features is None or fake_images.features is None
     if extracting and (metrics is None or feature_metrics(metrics) or psi_sweep):
         net = create_backbone(backbone, weights=weights, device=torch_device, seed=seed)
     if metrics is None:
@@ -242,9 +247,9 @@ def evaluate(
         metrics = list(DEFAULT_METRICS) + (["is"] if "logits" in fake_outputs else [])
     if net is not None:
         net.require_outputs(needed_features(metrics), f"metrics {list(metrics)}")
-    check_sample_counts(metrics, options, real_images.count, fake_images.count)
+    check_sample_counts(metrics, options, real_count, fake_images.count)
     if psi_sweep:
-        check_sample_counts(PSI_METRICS, options, real_images.count, fake_images.count)
+        check_sample_counts(PSI_METRICS, options, real_count, fake_images.count)
     path_length = path_length_for(metrics, options)
     results: dict[str, float] = {}
     curves: dict = {}
@@ -281,9 +286,11 @@ def evaluate(
     protocol = {
         "metrics": list(metrics),
         "options": effective_options(metrics, options),
-        "counts": {"real": real_images.count, "fake": fake_images.count},
+        "counts": {"real": None if real_images is None else real_count, "fake": fake_images.count},
         "sources": {
-            side: {
+            side: None
+            if s is None
+            else {
                 "path": s.path,
                 "origin": s.origin,
                 "fingerprint": s.dataset.fingerprint() if s.dataset else None,

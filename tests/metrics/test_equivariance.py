@@ -271,12 +271,18 @@ def test_studio_eval_from_a_checkpoint(tmp_path, capsys, monkeypatch) -> None:
     assert report["protocol"]["options"]["equivariance"]["translate_max"] == 0.125
     assert report["protocol"]["backbone"] is None  # no feature metric: no backbone was loaded
     nvlabs = [*options, "options.equivariance.protocol=nvlabs", f"out={out}"]
-    assert main([f"real={real}", f"ckpt={tmp_path / 'sg3.ckpt'}", "metrics=[eq_r]", *nvlabs]) == 0
+    assert main([f"ckpt={tmp_path / 'sg3.ckpt'}", "metrics=[eq_r]", *nvlabs]) == 0  # no real= needed
     report = json.loads(out.read_text())
+    assert report["protocol"]["counts"] == {"real": None, "fake": 50000}
+    assert report["protocol"]["sources"]["real"] is None
     expected = F.equivariance(G, ["eq_r"], num_samples=4, batch=2, protocol="nvlabs")
     assert report["results"] == expected != F.equivariance(G, ["eq_r"], num_samples=4, batch=2)
     assert report["protocol"]["options"]["equivariance"]["protocol"] == "nvlabs"
     assert report["protocol"]["options"]["equivariance"]["lanczos_radius"] == 3
+
+    capsys.readouterr()
+    assert main([f"ckpt={tmp_path / 'sg3.ckpt'}", "metrics=[eq_r,fid]", *options]) == 2
+    assert "real=PATH is required" in capsys.readouterr().err  # fid reads real images
 
     tiny = {"channel_base": 128, "channel_max": 8}
     sg2 = {"name": "stylegan2-generator", "version": 1, "kwargs": {**SG3_KWARGS, "synthesis_kwargs": tiny}}
