@@ -21,7 +21,8 @@ from studio.data import ShapesDataset
 from studio.io.checkpoint import CHECKPOINT_FORMAT, build_network, load_generator, save_checkpoint
 from studio.metrics.compute import effective_options, metric_outputs
 from studio.metrics.equivariance import Equivariance, equivariance_for
-from studio.metrics.functional.equivariance import draw_samples, float32_layers, rotation, translation
+from studio.metrics.functional.equivariance import draw_samples, rotation, translation
+from studio.metrics.functional.generator_precision import float32_layers
 from studio.metrics.functional.resampling import transform_images
 
 SG3_KWARGS = {

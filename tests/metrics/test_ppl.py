@@ -14,6 +14,7 @@ import torch
 from tiny_run import tiny_generator
 
 import studio.metrics.functional as F
+from models.stylegan2 import Generator
 from studio.features import WeightsNotFoundError, resolve_weights
 from studio.features.lpips import LPIPS_VGG_LIN_WEIGHTS, lpips_vgg, resolve_lin_weights
 from studio.metrics.functional.ppl import prepare_images, slerp
@@ -245,3 +246,18 @@ def test_bad_arguments(kwargs, message):
 def test_non_finite_distances_are_reported(G64):
     with pytest.raises(ValueError, match=re.escape("2 of 2 path distances are NaN or Inf")):
         F.perceptual_path_length(G64, lambda a, b: a.new_full((a.shape[0],), float("nan")), num_samples=2)
+
+
+def test_fp16_layers_are_measured_in_float32() -> None:
+    """NVlabs' PPL forces fp32 synthesis: fp16 round-off (CUDA only) would swamp the eps-step differences.
+    The flags are off during the metric's syntheses and restored after."""
+    torch.manual_seed(0)
+    synthesis = {"channel_base": 128, "channel_max": 8, "num_fp16_res": 2, "conv_clamp": 256}
+    G = Generator(z_dim=8, w_dim=8, img_resolution=16, synthesis_kwargs=synthesis).eval()
+    blocks = [block for block in G.synthesis.modules() if getattr(block, "use_fp16", False)]
+    assert blocks
+    seen = []
+    G.synthesis.register_forward_hook(lambda *_: seen.append({block.use_fp16 for block in blocks}))
+    F.perceptual_path_length(G, lambda a, b: (a - b).square().mean(dim=(1, 2, 3)), num_samples=2)
+    assert seen and all(flags == {False} for flags in seen)
+    assert all(block.use_fp16 for block in blocks)

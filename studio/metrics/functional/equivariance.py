@@ -19,17 +19,16 @@ construction.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ops.environment import fp32_precision
 from studio.metrics.functional.bandlimited_rotation import pseudo_rotate, rotate_bandlimited
+from studio.metrics.functional.generator_precision import float32_generator
 from studio.metrics.functional.resampling import transform_images
 from studio.sampling import class_labels
 
@@ -132,20 +131,6 @@ def draw_samples(
     return torch.stack(z), {kind: torch.stack(m) for kind, m in transforms.items()}
 
 
-@contextlib.contextmanager
-def float32_layers(G: nn.Module) -> Iterator[None]:
-    """Inside the block, every submodule of G with a true `use_fp16` flag (StyleGAN's fp16 layers on
-    CUDA) computes in float32; the flags are restored afterwards, whatever happens."""
-    layers = [module for module in G.modules() if getattr(module, "use_fp16", False) is True]
-    for module in layers:
-        module.use_fp16 = False
-    try:
-        yield
-    finally:
-        for module in layers:
-            module.use_fp16 = True
-
-
 def transformed_synthesis(G: nn.Module, ws: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """G.synthesis(ws) [n, C, R, R] with sample i's input transformed by transforms[i] [3, 3] (output ->
     source, after any transform the generator already has). The [3, 3] buffer is replaced by the
@@ -216,12 +201,12 @@ def equivariance_errors(
     """{kind: [len(seeds), 2] float64 on the CPU (per-sample sum of squared errors, number of terms)},
     `batch` samples at a time. lanczos_radius None: the protocol's (LANCZOS_RADIUS). Each sample is
     seeded by its own seed, so a contiguous slice of the seeds gives the same values as the whole
-    (processes can split the samples). G runs in float32 throughout (fp16 layers switched to float32,
-    CUDA convolutions and matmuls in IEEE float32 with TF32 off), as NVlabs' eqt50k/eqr50k force it:
-    fp16's and TF32's 1e-3 relative errors would swamp equivariance errors of 60 dB and more."""
+    (processes can split the samples). G runs in float32 throughout (float32_generator), as NVlabs'
+    eqt50k/eqr50k force it: fp16's and TF32's 1e-3 relative errors would swamp equivariance errors of
+    60 dB and more."""
     radius = LANCZOS_RADIUS[protocol] if lanczos_radius is None else lanczos_radius
     transform = (translate_max, rotate_max, radius, protocol)
-    with fp32_precision(), float32_layers(G):
+    with float32_generator(G):
         chunks = [
             batch_errors(G, seeds[start : start + batch], kinds, *transform, device)
             for start in range(0, len(seeds), batch)

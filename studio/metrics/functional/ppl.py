@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ops.environment import fp32_precision
+from studio.metrics.functional.generator_precision import float32_generator
 from studio.sampling import class_labels
 
 SPACES = ("w", "z")
@@ -178,10 +178,10 @@ def path_length_distances(
 ) -> torch.Tensor:
     """The per-sample d_i of `perceptual_path_length` for the paths of `seeds`, `batch` paths at a time;
     float64 [len(seeds)] on the CPU. A contiguous slice of the seeds gives the same d_i as the whole
-    (each path is seeded by its own index), so processes can split the samples. CUDA convolutions and
-    matmuls run in IEEE float32 (TF32 off, as NVlabs' metrics): TF32 would move the tiny epsilon-step
-    differences the metric measures."""
-    with fp32_precision():
+    (each path is seeded by its own index), so processes can split the samples. G and the distance run
+    in float32 throughout (float32_generator, as NVlabs' PPL forces it): fp16 or TF32 round-off would
+    swamp the epsilon-step image differences the metric measures."""
+    with float32_generator(G):
         chunks = [
             path_distances(G, distance, seeds[start : start + batch], epsilon, space, sampling, crop, device)
             for start in range(0, len(seeds), batch)
