@@ -298,8 +298,8 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
             unknown = set(overrides) - set(defaults)
             if unknown:
                 raise ValueError(f"{fn}() has no option(s) {sorted(unknown)}; valid: {sorted(defaults)}")
-            protocol = overrides.get("protocol")
-            if protocol is not None and protocol not in PROTOCOLS[fn]:
+            protocol = overrides.get("protocol", defaults.get("protocol"))
+            if "protocol" in defaults and protocol not in PROTOCOLS[fn]:
                 raise ValueError(f"{fn}() has no protocol {protocol!r}; valid: {list(PROTOCOLS[fn])}")
             if fn == "knn_metrics" and protocol == "nvlabs" and overrides.get("strict"):
                 raise ValueError(

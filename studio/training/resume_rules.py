@@ -89,8 +89,8 @@ def check_resume(saved_yaml: str | None, cfg: DictConfig, cur_kimg: float) -> No
     if refused:
         raise ConfigError(
             "Cannot resume with these settings changed: the checkpoint restores them, so the new values "
-            "would not be used. Drop the overrides to continue the run, or start a new run in another "
-            "run_dir:\n  "
+            "would not be used. Set them back to the checkpoint's values (drop your overrides, or pass "
+            "those values) to continue the run, or start a new run in another run_dir:\n  "
             + "\n  ".join(f"{key}={changes[key][1]} (checkpoint: {changes[key][0]})" for key in refused)
         )
     for key, (old, new) in changes.items():

@@ -136,6 +136,12 @@ def test_protocol_option_is_checked() -> None:
         Equivariance(["eq_r"], {"equivariance": {"protocol": "nvlab"}})
     with pytest.raises(ValueError, match=r"protocol must be one of \['paper', 'nvlabs'\], got 'x'"):
         F.equivariance(FourierGenerator(), ["eq_r"], num_samples=1, protocol="x")
+    with pytest.raises(ValueError, match=r"equivariance\(\) has no protocol None"):
+        Equivariance(["eq_r"], {"equivariance": {"protocol": None}})
+    with pytest.raises(ValueError, match="lanczos_radius must be < 32 under protocol 'nvlabs'"):
+        F.equivariance(FourierGenerator(), ["eq_r"], num_samples=1, lanczos_radius=32, protocol="nvlabs")
+    with pytest.raises(ValueError, match=r"errors must be per-sample rows .* got shape \[3\]"):
+        psnr_from_errors([0.1, 0.2, 0.3])
 
 
 @pytest.mark.cuda

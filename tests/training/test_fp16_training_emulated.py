@@ -37,7 +37,7 @@ def test_training_steps_in_float16_stay_finite(opts, tmp_path, tiny_cfg, monkeyp
         return torch.float16 if use_fp16 else param_dtype
 
     for module in (stylegan2_synthesis, stylegan2_discriminator, stylegan3_layers):
-        monkeypatch.setattr(module, "compute_dtype", compute_dtype, raising=False)
+        monkeypatch.setattr(module, "compute_dtype", compute_dtype)
     module = train(tiny_cfg(tmp_path, *opts, "train.kimg=0.024", "loss.r1_interval=2", "ckpt.every_kimg=100"))
     assert module.num_steps == 6 and module.done
     assert any(half)  # layers ran in float16

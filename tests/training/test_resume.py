@@ -99,7 +99,8 @@ def test_resume_refuses_restored_settings_warns_on_used_ones_and_records_only_us
         )
     assert str(refused.value) == (
         "Cannot resume with these settings changed: the checkpoint restores them, so the new values would "
-        "not be used. Drop the overrides to continue the run, or start a new run in another run_dir:\n"
+        "not be used. Set them back to the checkpoint's values (drop your overrides, or pass those values) "
+        "to continue the run, or start a new run in another run_dir:\n"
         f"  optimizer.generator.lr=1000000.0 (checkpoint: {lr})\n  train.batch=8 (checkpoint: 4)"
     )
     assert (tmp_path / "config.yaml").read_text() == recorded  # the refused values were never recorded

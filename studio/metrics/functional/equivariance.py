@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.metrics.functional.bandlimited_rotation import pseudo_rotate, rotate_bandlimited
+from studio.metrics.functional.bandlimited_rotation import PERIOD_RADIUS, pseudo_rotate, rotate_bandlimited
 from studio.metrics.functional.generator_precision import float32_generator
 from studio.metrics.functional.resampling import transform_images
 from studio.sampling import class_labels
@@ -68,6 +68,11 @@ def check_arguments(
         )
     if protocol not in EQUIVARIANCE_PROTOCOLS:
         raise ValueError(f"protocol must be one of {list(EQUIVARIANCE_PROTOCOLS)}, got {protocol!r}")
+    if protocol == "nvlabs" and lanczos_radius is not None and 2 * lanczos_radius >= PERIOD_RADIUS:
+        raise ValueError(
+            f"lanczos_radius must be < {PERIOD_RADIUS // 2} under protocol 'nvlabs' (its filters are "
+            f"designed on a {2 * PERIOD_RADIUS}-px period, as NVlabs'), got {lanczos_radius}"
+        )
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
 
@@ -221,6 +226,11 @@ def psnr_from_errors(errors: np.ndarray | torch.Tensor, protocol: str = "paper")
     sum / count (nvlabs); +inf for a zero MSE. Non-finite errors are an error (a diverged or
     fp16-overflowing generator)."""
     errors = np.asarray(errors, dtype=np.float64)
+    if errors.ndim != 2 or errors.shape[1] != 2:
+        raise ValueError(
+            "errors must be per-sample rows (sum of squared errors, number of terms) of shape [n, 2], "
+            f"as equivariance_errors returns them; got shape {list(errors.shape)}"
+        )
     bad = int((~np.isfinite(errors[:, 0])).sum())
     if bad:
         raise ValueError(f"{bad} of {len(errors)} equivariance errors are NaN or Inf; check the generator")
@@ -261,7 +271,8 @@ def equivariance(
     translate_max: offsets up to this fraction of the image size along each axis; rotate_max: angles
     up to this many degrees either way. lanczos_radius: the Lanczos window in pixels (None: 8 under
     paper, NVlabs' 3 under nvlabs); a larger one resamples content near Nyquist more exactly, at
-    (2 radius)^2 taps per pixel for eq_r and 4 radius for eq_t_frac. batch: samples per step
+    (2 radius)^2 taps per pixel for eq_r under paper ((8 radius - 1)^2-tap x4 upsampling filters under
+    nvlabs) and 4 radius for eq_t_frac. batch: samples per step
     (1 + len(metrics) syntheses each). device: where the latents go (default: G's).
 
     Returns {kind: dB}; with return_errors also "errors": {kind: per-sample MSE, float64 numpy}.
