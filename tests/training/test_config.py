@@ -397,6 +397,9 @@ def test_the_eval_options_in_the_config_are_the_metric_functions_defaults(tmp_pa
     assert options.pop("prd")["num_clusters"] == 10
     expected = effective_options(list(METRIC_GROUPS))
     expected.pop("prd")
+    # The function's default None means "the protocol's radius"; reports show the radius used.
+    assert expected["equivariance"]["lanczos_radius"] == 8
+    expected["equivariance"]["lanczos_radius"] = None
     assert options == expected
 
 
