@@ -53,10 +53,10 @@ from torch import nn
 from models.stylegan3 import CONFIGS, Generator
 from studio.metrics.functional.bandlimited_rotation import pseudo_rotate, rotate_bandlimited
 from studio.metrics.functional.equivariance import (
-    I_MAX,
     KINDS,
     draw_samples,
     equivariance,
+    psnr_from_errors,
     transformed_synthesis,
 )
 from studio.metrics.functional.resampling import transform_images
@@ -341,8 +341,7 @@ class Terms(NamedTuple):
 
     def psnr(self, pooled: bool) -> float:
         """NVlabs: pooled, 10 log10(4 / (sum SE / sum count)); studio: 10 log10(4 / mean of the MSEs)."""
-        mse = self.se.sum() / self.count.sum() if pooled else (self.se / self.count).mean()
-        return 10 * math.log10(I_MAX**2 / mse.item()) if mse > 0 else math.inf
+        return psnr_from_errors(torch.stack([self.se, self.count], dim=1), "nvlabs" if pooled else "paper")
 
 
 def masked_terms(diff: torch.Tensor, mask: torch.Tensor) -> Terms:

@@ -17,7 +17,7 @@ import torch
 
 from studio.metrics import functional as F
 from studio.metrics.functional._inputs import as_feature_pair
-from studio.metrics.functional.equivariance import LANCZOS_RADIUS
+from studio.metrics.functional.equivariance import protocol_radius
 from studio.metrics.reference import RealReference
 
 Features = Mapping[str, torch.Tensor]
@@ -306,8 +306,8 @@ def effective_options(names: Sequence[str], options: Mapping[str, Mapping] | Non
                     "knn_metrics(): protocol 'nvlabs' compares with <= (NVlabs' code); drop strict=true"
                 )
             values = defaults | overrides
-            if fn == "equivariance" and values["lanczos_radius"] is None:  # None: the protocol's radius
-                values["lanczos_radius"] = LANCZOS_RADIUS[values["protocol"]]
+            if fn == "equivariance":  # report the radius used, not None
+                values["lanczos_radius"] = protocol_radius(values["lanczos_radius"], values["protocol"])
             used[fn] = {key: _jsonable(value) for key, value in values.items()}
     return used
 

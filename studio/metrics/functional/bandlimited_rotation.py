@@ -18,15 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from studio.metrics.functional.resampling import source_pixels
+from studio.metrics.functional.resampling import lanczos_window, source_pixels
 
 UP = 4  # the upsampling factor of R_a
 PERIOD_RADIUS = 64  # px: the filters are designed on a periodic grid of 2 * PERIOD_RADIUS px
-
-
-def lanczos_window(t: torch.Tensor, radius: int) -> torch.Tensor:
-    """sinc(t / radius) for |t| < radius, else 0 (t in pixels)."""
-    return torch.where(t.abs() < radius, torch.sinc(t / radius), torch.zeros_like(t))
 
 
 def oriented_lowpass(mats: torch.Tensor, radius: int, up: int) -> torch.Tensor:
@@ -81,8 +76,7 @@ def rotate_bandlimited(
     m = transforms.to(device=images.device, dtype=torch.float64)
     filters = oriented_lowpass(torch.linalg.inv(m[:, :2, :2]), radius, UP)
     half = filters.shape[-1] // 2
-    weight = filters.to(device=images.device, dtype=images.dtype).repeat_interleave(channels, 0)[:, None]
-    flat = images.reshape(1, n * channels, size, size)
+    flat, weight = _depthwise(images, filters)
     fine = nnf.conv_transpose2d(flat, weight, stride=UP, groups=n * channels)
     fine = fine.reshape(n, channels, *fine.shape[-2:])
     source = source_pixels(m, size)  # [n, R, R, (x, y)] in pixels
@@ -91,6 +85,14 @@ def rotate_bandlimited(
     nearest = torch.round(q + UP // 2)
     inside = (nearest >= 2 * half + 1) & (nearest <= UP * size - 2)
     return rotated, inside.all(dim=-1)[:, None]
+
+
+def _depthwise(images: torch.Tensor, filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images [n, C, R, R] as [1, n C, R, R], filters [n, T, T] as grouped-conv weights [n C, 1, T, T]):
+    sample i's filter on each of its channels, in one grouped convolution."""
+    n, channels, size, _ = images.shape
+    weight = filters.to(device=images.device, dtype=images.dtype).repeat_interleave(channels, 0)[:, None]
+    return images.reshape(1, n * channels, size, size), weight
 
 
 def _bilinear(images: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -121,8 +123,7 @@ def pseudo_rotate(
     n, channels, size, _ = images.shape
     filters = oriented_lowpass(transforms.to(device=images.device, dtype=torch.float64)[:, :2, :2], radius, 1)
     half = filters.shape[-1] // 2
-    weight = filters.to(device=images.device, dtype=images.dtype).repeat_interleave(channels, 0)[:, None]
-    flat = images.reshape(1, n * channels, size, size)
+    flat, weight = _depthwise(images, filters)
     filtered = nnf.conv2d(flat, weight, padding=half, groups=n * channels).reshape(images.shape)
     valid = torch.zeros(n, 1, size, size, dtype=torch.bool, device=images.device)
     valid[..., half : size - half, half : size - half] = True

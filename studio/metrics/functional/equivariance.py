@@ -41,6 +41,11 @@ EQUIVARIANCE_PROTOCOLS = ("paper", "nvlabs")
 LANCZOS_RADIUS = {"paper": 8, "nvlabs": 3}
 
 
+def protocol_radius(lanczos_radius: int | None, protocol: str) -> int:
+    """The Lanczos radius used: lanczos_radius, or the protocol's (LANCZOS_RADIUS) when None."""
+    return LANCZOS_RADIUS[protocol] if lanczos_radius is None else lanczos_radius
+
+
 def check_arguments(
     kinds: Sequence[str],
     num_samples: int,
@@ -209,7 +214,7 @@ def equivariance_errors(
     (processes can split the samples). G runs in float32 throughout (float32_generator), as NVlabs'
     eqt50k/eqr50k force it: fp16's and TF32's 1e-3 relative errors would swamp equivariance errors of
     60 dB and more."""
-    radius = LANCZOS_RADIUS[protocol] if lanczos_radius is None else lanczos_radius
+    radius = protocol_radius(lanczos_radius, protocol)
     transform = (translate_max, rotate_max, radius, protocol)
     with float32_generator(G):
         chunks = [

@@ -21,9 +21,14 @@ def source_pixels(transforms: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([x, y], dim=-1)
 
 
+def lanczos_window(t: torch.Tensor, radius: int) -> torch.Tensor:
+    """sinc(t / radius) for |t| < radius, else 0 (t in pixels)."""
+    return torch.where(t.abs() < radius, torch.sinc(t / radius), torch.zeros_like(t))
+
+
 def lanczos(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Lanczos kernel sinc(x) sinc(x / radius) for |x| < radius, else 0 (x in pixels)."""
-    return torch.where(x.abs() < radius, torch.sinc(x) * torch.sinc(x / radius), torch.zeros_like(x))
+    return torch.sinc(x) * lanczos_window(x, radius)
 
 
 def transform_images(
