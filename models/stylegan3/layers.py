@@ -46,7 +46,8 @@ class MagnitudeEMA(nn.Module):
 
 
 class SynthesisInput(nn.Module):
-    """w [N, w_dim] -> Fourier features [N, band.channels, band.size, band.size] (float32).
+    """w [N, w_dim] -> Fourier features [N, band.channels, band.size, band.size] in the buffers' dtype
+    (float32, also in fp16 mode; float64 after `.double()`).
 
     Each channel c is sin(2 pi (f_c . p + phi_c)) with a fixed frequency f_c drawn uniformly from the disc
     |f| <= band.cutoff and a phase phi_c uniform in [-0.5, 0.5), followed by a learned channel mixing
@@ -81,7 +82,7 @@ class SynthesisInput(nn.Module):
         return rotation @ translation @ self.transform
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        m = self.sampling_transforms(w.float())
+        m = self.sampling_transforms(w.to(self.transform.dtype))
         # sin(2 pi (f . (A p + b) + phi)) = sin(2 pi ((f A) . p + (f . b + phi))).
         freqs = self.freqs @ m[:, :2, :2]  # [N, C, 2]
         phases = self.phases + (self.freqs @ m[:, :2, 2:]).squeeze(2)  # [N, C]

@@ -295,13 +295,18 @@ def test_fp16_layers_on_cuda_agree_with_fp32() -> None:
 def test_fp16_layers_emulated_on_cpu_agree_with_fp32(config: str, monkeypatch) -> None:
     """The fp16 path's casts, run on the CPU (where layers compute in fp32): forward and backward in
     float16 work, give float32 images and gradients, and agree with fp32 to fp16 precision. What only
-    a GPU can show (the CUDA filtered_lrelu in fp16) is the `cuda` test above."""
+    a GPU can show (the CUDA filtered_lrelu in fp16) is the `cuda` test above.
+
+    The loss is a sum: a mean over the 6,144 image values scales the gradients into fp16's subnormal
+    range (below 6e-5), where they keep few digits (measured: errors up to 100% on some parameters,
+    varying with the CPU's kernels). The input affine's gradient sums many opposite contributions, so
+    its relative error is the largest (measured up to 9%); every parameter is checked by direction."""
     torch.manual_seed(0)
     G = tiny_generator(config)
     assert all(layer.use_fp16 for layer in G.synthesis.layers[-4:])
     z = torch.randn(2, 16)
     ref = G(z)
-    ref.square().mean().backward()
+    ref.square().sum().backward()
     ref_grads = [p.grad.clone() for p in G.parameters()]
     G.zero_grad(set_to_none=True)
     half_everywhere = lambda fp16, device, dtype: torch.float16 if fp16 else dtype  # noqa: E731
@@ -310,13 +315,16 @@ def test_fp16_layers_emulated_on_cpu_agree_with_fp32(config: str, monkeypatch) -
     for layer in G.synthesis.layers:
         layer.register_forward_hook(lambda module, inputs, out: dtypes.append((module.use_fp16, out.dtype)))
     img = G(z)
-    img.square().mean().backward()
+    img.square().sum().backward()
     # Each layer computes and returns its own precision (a mixed-dtype op would silently promote).
     assert dtypes == [(fp16, torch.float16 if fp16 else torch.float32) for fp16, _ in dtypes]
     assert img.dtype == torch.float32 and (img - ref).abs().max() < 0.01 * ref.abs().max()  # measured 0.4%
-    for p, ref_grad in zip(G.parameters(), ref_grads, strict=True):
-        assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
-        assert (p.grad - ref_grad).abs().max() <= 0.2 * ref_grad.abs().max() + 1e-12  # measured <= 8%
+    grads = [p.grad for p in G.parameters()]
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    flat, ref_flat = torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in ref_grads])
+    assert (flat - ref_flat).norm() <= 0.02 * ref_flat.norm()  # measured <= 0.5% (16 seeds, T and R)
+    for g, ref_g in zip(grads, ref_grads, strict=True):
+        assert torch.cosine_similarity(g.flatten(), ref_g.flatten(), dim=0) >= 0.99  # measured >= 0.998
 
 
 def test_set_motion_translates_right_and_down_and_rotates_counter_clockwise():
