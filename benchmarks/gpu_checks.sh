@@ -10,7 +10,8 @@
 # 6. benchmarks/eval_throughput.py: a whole 50k evaluation of a StyleGAN2 256² checkpoint (goal <= 40 s).
 # Each step writes LOG_DIR/<step>.log and prints one status line; a failing step does not stop the rest.
 # STEPS="ops cuda_tests" (names as below) runs a subset, e.g. to stay under a per-command time limit.
-# Without network access, first run benchmarks/gpu_wheels.sh where pip works and carry .whl along.
+# Without network access, first run benchmarks/gpu_wheels.sh where pip works and carry .whl along; to spend
+# no GPU time compiling, run benchmarks/gpu_prebuild.sh where nvcc is and carry .ext_cache along too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log_dir="${1:-${OUT:-gpu_checks}}"
@@ -25,6 +26,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [[ -d .ext_cache/torch_extensions ]]; then
+  export STUDIO_CACHE="$PWD/.ext_cache"  # used where its builds match this machine, else compiled anew
+fi
 $python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
 
 step() {

@@ -120,7 +120,9 @@ def build_key(name: str, with_cuda: bool = True) -> str:
     digest = hashlib.sha256()
     for path in _sources(name, with_cuda) + [CSRC / h for h in HEADERS]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    parts = [torch.__version__, sys.version.split()[0], *COMPILE_FLAGS]
+    # Python by major.minor: its C ABI is stable across patch releases, so a build made for 3.12.1 is
+    # reused under 3.12.3 (benchmarks/gpu_prebuild.sh relies on it).
+    parts = [torch.__version__, f"{sys.version_info.major}.{sys.version_info.minor}", *COMPILE_FLAGS]
     if with_cuda:
         parts += [str(torch.version.cuda), nvcc_version(), arch_list()]
     digest.update("|".join(parts).encode())

@@ -229,6 +229,19 @@ def test_build_key_depends_on_architectures_and_toolkit(monkeypatch):
     assert key != _build.build_key("bias_act")
 
 
+def test_build_key_follows_the_python_abi_not_its_patch_release(monkeypatch):
+    """A build made by benchmarks/gpu_prebuild.sh under Python 3.12.1 serves the GPU machine's 3.12.3."""
+    monkeypatch.setattr(_build, "nvcc_version", lambda: "13.0")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+
+    def key_under(major: int, minor: int, micro: int) -> str:
+        version = types.SimpleNamespace(major=major, minor=minor, micro=micro)
+        monkeypatch.setattr(_build, "sys", types.SimpleNamespace(version_info=version))
+        return _build.build_key("filtered_lrelu")
+
+    assert key_under(3, 12, 1) == key_under(3, 12, 3) != key_under(3, 11, 7)
+
+
 def test_build_uses_the_cache_dir_clears_a_stale_torch_baton_and_marks_success(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     monkeypatch.setattr(_build, "nvcc_version", lambda: "13.0")
