@@ -18,9 +18,18 @@ from studio.training.module import TrainingDiverged
 
 log = logging.getLogger("studio.train")
 
-# The config tree ships as the package studio.conf: the checkout's conf/ in an editable install, a copy
-# inside site-packages otherwise (pyproject.toml maps one onto the other).
-CONFIG_DIR = str(importlib.resources.files("studio.conf"))
+
+def config_dir() -> str:
+    """The Hydra config tree. It ships as the package studio.conf: the checkout's conf/ in an editable
+    install, a copy inside site-packages otherwise (pyproject.toml maps one onto the other). A checkout
+    used uninstalled (PYTHONPATH=., as benchmarks/gpu_checks.sh does) has no studio.conf: its conf/."""
+    try:
+        return str(importlib.resources.files("studio.conf"))
+    except ModuleNotFoundError:
+        return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+CONFIG_DIR = config_dir()
 register_resolvers()
 
 
