@@ -1,4 +1,5 @@
-"""Shared pytest setup: `cuda` tests skip on machines without a CUDA device; an offline wandb."""
+"""Shared pytest setup: `cuda` tests skip on machines without a CUDA device; a check that the CUDA
+kernels are in use; an offline wandb."""
 
 import pytest
 import torch
@@ -11,6 +12,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def assert_cuda_kernels_in_use():
+    """assert_cuda_kernels_in_use(ops, dtypes): each op's CUDA kernel built and passed its self-check for
+    each dtype, so a model on the GPU ran it rather than falling back (silently, but for a warning) to
+    the reference under impl="auto"."""
+    from ops import _dispatch
+
+    def check(ops: tuple[str, ...], dtypes: tuple[torch.dtype, ...]) -> None:
+        for op in ops:
+            for dtype in dtypes:
+                probe = torch.zeros(1, device="cuda", dtype=dtype)
+                assert _dispatch.cuda_impl(op, "auto", probe) is not None, (op, dtype)
+
+    return check
 
 
 @pytest.fixture

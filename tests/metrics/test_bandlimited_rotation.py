@@ -145,7 +145,7 @@ def test_protocol_option_is_checked() -> None:
 
 
 @pytest.mark.cuda
-def test_nvlabs_protocol_on_cuda_gives_the_cpu_values() -> None:
+def test_nvlabs_protocol_on_cuda_gives_the_cpu_values(assert_cuda_kernels_in_use) -> None:
     """Filters are designed on the images' device, and the fp16 layers run in float32 with TF32 off for
     the metric (as NVlabs forces it): the CUDA errors equal the CPU ones to float32 noise."""
     G = stylegan3("r")
@@ -157,3 +157,4 @@ def test_nvlabs_protocol_on_cuda_gives_the_cpu_values() -> None:
     for kind in ("eq_t_frac", "eq_r"):
         np.testing.assert_allclose(gpu["errors"][kind], cpu["errors"][kind], rtol=1e-2)
         assert gpu[kind] == pytest.approx(cpu[kind], abs=0.05)
+    assert_cuda_kernels_in_use(("filtered_lrelu",), (torch.float32,))

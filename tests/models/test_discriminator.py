@@ -88,7 +88,7 @@ def test_clear_errors(tiny_discriminator) -> None:
 
 
 @pytest.mark.cuda
-def test_fp16_blocks_on_cuda_match_fp32(tiny_discriminator) -> None:
+def test_fp16_blocks_on_cuda_match_fp32(tiny_discriminator, assert_cuda_kernels_in_use) -> None:
     D32 = tiny_discriminator(32).cuda()
     D16 = tiny_discriminator(32, num_fp16_res=2).cuda()
     D16.load_state_dict(D32.state_dict())
@@ -97,3 +97,4 @@ def test_fp16_blocks_on_cuda_match_fp32(tiny_discriminator) -> None:
     logits32, logits16 = D32(img), D16(img)
     assert logits16.dtype == torch.float32
     assert (logits16 - logits32).abs().max() < 0.02 * logits32.abs().max() + 1e-3
+    assert_cuda_kernels_in_use(("bias_act", "upfirdn2d"), (torch.float32, torch.float16))

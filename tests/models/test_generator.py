@@ -151,7 +151,7 @@ def test_clear_errors(tiny_generator) -> None:
 
 
 @pytest.mark.cuda
-def test_fp16_blocks_on_cuda_match_fp32(tiny_generator) -> None:
+def test_fp16_blocks_on_cuda_match_fp32(tiny_generator, assert_cuda_kernels_in_use) -> None:
     G32 = tiny_generator(32).cuda()
     G16 = tiny_generator(32, num_fp16_res=2).cuda()
     G16.load_state_dict(G32.state_dict())
@@ -163,3 +163,4 @@ def test_fp16_blocks_on_cuda_match_fp32(tiny_generator) -> None:
     assert (img16 - img32).abs().max() < 0.02 * img32.abs().max()
     img16.square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in G16.parameters() if p.grad is not None)
+    assert_cuda_kernels_in_use(("bias_act", "upfirdn2d"), (torch.float32, torch.float16))

@@ -280,7 +280,7 @@ def test_studio_sampling_works_unchanged() -> None:
 
 
 @pytest.mark.cuda
-def test_fp16_layers_on_cuda_agree_with_fp32() -> None:
+def test_fp16_layers_on_cuda_agree_with_fp32(assert_cuda_kernels_in_use) -> None:
     G = tiny_generator().cuda()
     assert all(layer.use_fp16 for layer in G.synthesis.layers[-4:])
     G32 = tiny_generator(num_fp16_res=0, conv_clamp=256).cuda()
@@ -289,6 +289,7 @@ def test_fp16_layers_on_cuda_agree_with_fp32() -> None:
     img, ref = G(z), G32(z)
     assert img.dtype == torch.float32 and torch.isfinite(img).all()
     assert (img - ref).abs().max() < 0.02 * ref.abs().max()
+    assert_cuda_kernels_in_use(("bias_act", "filtered_lrelu"), (torch.float32, torch.float16))
 
 
 @pytest.mark.parametrize("config", ["t", "r"])

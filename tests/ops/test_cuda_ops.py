@@ -23,6 +23,7 @@ import torch
 import ops
 from ops import _build, _dispatch
 from ops._self_check import self_check
+from ops.environment import fp32_precision
 
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2}
 
@@ -261,7 +262,8 @@ def test_filtered_lrelu_gives_filters_no_gradient(device):
     assert not _kernel("filtered_lrelu")(x=x, **kwargs).requires_grad  # only the filters asked for one
     x.requires_grad_()
     (dx,) = torch.autograd.grad(_kernel("filtered_lrelu")(x=x, **kwargs).sum(), x)
-    (dx_ref,) = torch.autograd.grad(ops.filtered_lrelu_ref(x, **kwargs).sum(), x)
+    with fp32_precision():  # the reference's convolutions in IEEE float32 (cuDNN allows TF32 by default)
+        (dx_ref,) = torch.autograd.grad(ops.filtered_lrelu_ref(x, **kwargs).sum(), x)
     torch.testing.assert_close(dx, dx_ref, rtol=1e-4, atol=1e-5)
     assert fu.grad is None and fd.grad is None
 
@@ -298,7 +300,8 @@ def test_filtered_lrelu_writes_codes_only_when_a_gradient_is_needed(device, monk
     for other in (y_no_grad, y_inference, y_constant):
         assert torch.equal(other, y.detach())
     grads = torch.autograd.grad(y.sum(), [x, b])
-    grads_ref = torch.autograd.grad(ops.filtered_lrelu_ref(x, b=b, **kwargs).sum(), [x, b])
+    with fp32_precision():
+        grads_ref = torch.autograd.grad(ops.filtered_lrelu_ref(x, b=b, **kwargs).sum(), [x, b])
     for g, g_ref in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
@@ -321,7 +324,7 @@ def test_separable_taps_give_the_outer_products_result(device, up, down, taps, s
 
 
 @pytest.mark.parametrize("op", ["bias_act", "upfirdn2d", "filtered_lrelu"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_kernels_pass_their_own_self_check(device, op, dtype):
     assert self_check(op, _kernel(op), _dispatch.reference(op), device, dtype) is None
 
