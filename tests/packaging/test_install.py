@@ -121,6 +121,13 @@ def test_layers_import_downward(layer: str) -> None:
     assert not upward
 
 
+def python_in_checkout(code: str) -> str:
+    """What `python -c code` prints, run in the checkout's root in a fresh process."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout.strip()
+
+
 def test_reading_a_checkpoint_loads_neither_lightning_nor_hydra() -> None:
     code = (
         "import sys\n"
@@ -128,6 +135,17 @@ def test_reading_a_checkpoint_loads_neither_lightning_nor_hydra() -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'hydra', 'pytorch_lightning', "
         "'lightning_fabric', 'wandb', 'sklearn'}))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"
+    assert python_in_checkout(code) == "[]"
+
+
+def test_an_uninstalled_checkout_finds_its_config_tree() -> None:
+    """PYTHONPATH=<checkout> without installing it (as benchmarks/gpu_checks.sh runs on the GPU machine):
+    the package studio.conf does not exist there, so the checkout's conf/ is the config tree."""
+    code = (
+        "import sys, importlib.util\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, '__name__', '') != '_EditableFinder']\n"
+        "assert importlib.util.find_spec('studio.conf') is None\n"
+        "from studio.cli.train import CONFIG_DIR\n"
+        "print(CONFIG_DIR)\n"
+    )
+    assert Path(python_in_checkout(code)) == REPO / "conf"
