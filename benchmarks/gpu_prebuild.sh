@@ -6,7 +6,7 @@
 # by its sources, torch, Python major.minor, CUDA, nvcc and architectures (ops/_build.py): the GPU machine
 # uses it only if all of these match there, and compiles as before otherwise (nothing is lost).
 # Needs nvcc and a Python 3.12 (GPU_PREBUILD_PYTHON, default python3.12); the venv with that machine's
-# torch is made once at GPU_PREBUILD_VENV (default /tmp/studio-gpu-prebuild-venv, about 6 GB).
+# torch is made once at GPU_PREBUILD_VENV (default /tmp/studio-gpu-prebuild-venv; 5.4 GB measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_version=${GPU_PREBUILD_TORCH:-2.11.0}
