@@ -3,6 +3,7 @@ comparison as the references do (prdc, scipy brute force), in float32 and float6
 
 import contextlib
 import io
+import math
 
 import numpy as np
 import prdc
@@ -131,16 +132,58 @@ def test_authenticity_of_copies_matches_brute_force(dtype):
 
 def test_exact_distances_depend_only_on_the_two_rows():
     rng = np.random.default_rng(6)
-    for d in (3, 2048, 40000):
+    for d in (3, 2048, 3000, 40000):  # 3000: padded to 4096, in several reused chunks of 64 pairs
         x = torch.from_numpy(rng.standard_normal((40, d)).astype(np.float32))
         i, j = torch.from_numpy(rng.integers(0, 40, 300)), torch.from_numpy(rng.integers(0, 40, 300))
         batch = pair_sq_distances(x, x, i, j)
         assert torch.equal(batch, pair_sq_distances(x, x, j, i))  # symmetric
         order = torch.from_numpy(rng.permutation(300))
         assert torch.equal(pair_sq_distances(x, x, i[order], j[order]), batch[order])  # other positions
-        for p in (0, 7, 299):  # alone: a single row of 40000 values would be summed by two threads
+        for p in (0, 7, 299):  # alone
             assert torch.equal(pair_sq_distances(x, x, i[p : p + 1], j[p : p + 1]), batch[p : p + 1])
         assert torch.equal(pair_sq_distances(x, x.double(), i, i), torch.zeros(300, dtype=torch.float64))
+
+
+def test_exact_distances_are_float64_sums_of_exact_squares():
+    """Against math.fsum of the float64 squared differences (exactly rounded): a pairwise sum of W
+    non-negative terms errs by at most log2(W) unit roundoffs."""
+    rng = np.random.default_rng(9)
+    for d in (1, 5, 3000):
+        a = rng.standard_normal((50, d)).astype(np.float32)
+        b = (rng.standard_normal((50, d)) * 10.0 ** rng.integers(-3, 4, (50, 1))).astype(np.float32)
+        i, j = rng.integers(0, 50, 200), rng.integers(0, 50, 200)
+        got = pair_sq_distances(*(torch.from_numpy(x) for x in (a, b, i, j)))
+        squares = (a[i].astype(np.float64) - b[j].astype(np.float64)) ** 2
+        expected = np.array([math.fsum(row) for row in squares])
+        levels = max(1, math.ceil(math.log2(d)))
+        np.testing.assert_allclose(got.numpy(), expected, rtol=levels * 2.0**-53, atol=0)
+
+
+@pytest.mark.cuda
+def test_exact_distances_are_bitwise_the_same_on_a_gpu():
+    rng = np.random.default_rng(10)
+    for d in (3, 3000, 40000):
+        x = torch.from_numpy(rng.standard_normal((40, d)).astype(np.float32))
+        i, j = torch.from_numpy(rng.integers(0, 40, 300)), torch.from_numpy(rng.integers(0, 40, 300))
+        gpu = pair_sq_distances(x.cuda(), x.cuda(), i, j)
+        assert gpu.device.type == "cpu" and torch.equal(gpu, pair_sq_distances(x, x, i, j))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ties_on_a_gpu_match_brute_force(dtype):
+    real, fake = _memorised()
+    real[600:660] = real[500:560]  # duplicates inside the real set too
+    for strict in (True, False):
+        out = knn_metrics(
+            torch.from_numpy(real).cuda(), torch.from_numpy(fake).cuda(), k_pr=3, k_dc=3, k_rarity=3,
+            strict=strict, dtype=dtype, block_size=256,
+        )  # fmt: skip
+        expected = _brute(real, fake, 3, strict)
+        for name in FAMILY:
+            assert out[name] == expected[name], (name, strict)
+        assert np.array_equal(np.isnan(out["rarity"]), np.isnan(expected["rarity"]))
+        assert np.array_equal(np.isinf(out["realism"]), np.isinf(expected["realism"]))
 
 
 def test_large_offsets_are_centered_before_rounding():
