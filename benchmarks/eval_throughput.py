@@ -10,7 +10,8 @@ Gaussian real features (the cached real side of a training run; k-NN work does n
 features are), then times `studio.metrics.evaluate` with `studio-eval`'s defaults (batch and workers
 auto) and the FID Inception architecture (seeded weights: the real weights run the same arithmetic).
 Printed beside it: the goal and Inception-v3 fp32 extraction alone, 20.4 s per 50k images on one H100
-(docs/benchmarks.md).
+(docs/benchmarks.md), and the seconds of each stage (`protocol["timings_s"]`: the fake side's generation
+and extraction, each metric group).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def main() -> None:
         f"Inception fp32 extraction alone takes {INCEPTION_ALONE_SECONDS_50K} s: ratio to the goal "
         f"{elapsed * scale / GOAL_SECONDS_50K:.2f}"
     )
+    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in protocol["timings_s"].items())
+    print(f"stages: {stages}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ def test_random_cnn_end_to_end_writes_results_and_protocol(folders, tmp_path, ca
     assert protocol["options"]["knn_metrics"]["k_pr"] == 3 and protocol["options"]["knn_metrics"]["k_dc"] == 5
     assert protocol["options"]["kid"]["seed"] == 2020
     assert protocol["options"]["inception_score"]["splits"] == 2
+    timings = protocol["timings_s"]
+    stages = ["real features", "fake features", "fid", "kid", "pr+dc", "is", "total"]
+    assert list(timings) == stages and all(seconds >= 0 for seconds in timings.values())
+    assert timings["total"] >= sum(timings[stage] for stage in stages[:-1])
     assert re.search(rf"^fid +{results['fid']:.6g}$", stdout, re.MULTILINE)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="studio.features.cache"):
