@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+from sklearn.cluster import MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_info
 
 from studio.metrics.functional import alpha_precision_beta_recall_authenticity, prd, prd_f_beta
 from studio.metrics.functional.prd import prd_curve
@@ -36,6 +38,25 @@ def test_prd_is_seeded():
     b = prd(real, fake, num_runs=2, num_angles=51, seed=3)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_prd_runs_side_by_side_give_the_curves_of_seeded_sklearn_runs():
+    """Each run r is scikit-learn's MiniBatchKMeans(20, n_init=10, random_state=seed + r) on the union
+    (fake first), whatever thread ran it; the BLAS thread settings are as before."""
+    rng = np.random.default_rng(2)
+    real, fake = rng.standard_normal((300, 8)), rng.standard_normal((300, 8)) + 0.3
+    blas_before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    precision, recall = prd(real, fake, num_runs=4, num_angles=51, seed=5)
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == blas_before
+    slopes = np.tan(np.linspace(1e-10, np.pi / 2 - 1e-10, 51))
+    expected = []
+    for run in range(4):
+        labels = MiniBatchKMeans(20, n_init=10, random_state=5 + run).fit(np.vstack([fake, real])).labels_
+        fake_hist, real_hist = (np.bincount(half, minlength=20) / 300 for half in np.split(labels, 2))
+        p = np.minimum(real_hist[None] * slopes[:, None], fake_hist[None]).sum(axis=1)
+        expected.append((np.clip(p, 0, 1), np.clip(p / slopes, 0, 1)))
+    np.testing.assert_allclose(precision, np.mean([e[0] for e in expected], axis=0), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(recall, np.mean([e[1] for e in expected], axis=0), rtol=1e-12, atol=0)
 
 
 def test_prd_f_beta_formula_and_errors():
