@@ -1,5 +1,9 @@
 """PRD (Sajjadi et al. 2018) and alpha-precision / beta-recall / authenticity (Alaa et al. 2022)."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.cluster import MiniBatchKMeans
@@ -57,6 +61,37 @@ def test_prd_runs_side_by_side_give_the_curves_of_seeded_sklearn_runs():
         expected.append((np.clip(p, 0, 1), np.clip(p / slopes, 0, 1)))
     np.testing.assert_allclose(precision, np.mean([e[0] for e in expected], axis=0), rtol=1e-12, atol=0)
     np.testing.assert_allclose(recall, np.mean([e[1] for e in expected], axis=0), rtol=1e-12, atol=0)
+
+
+_THREADS_IN_FITS = """
+import importlib, json
+import numpy as np
+from threadpoolctl import threadpool_info
+prd = importlib.import_module("studio.metrics.functional.prd")
+before = {lib["filepath"] for lib in threadpool_info()}
+seen, cluster = [], prd._cluster_histograms
+def spy(*args):
+    seen.append([(lib["filepath"], lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()])
+    return cluster(*args)
+prd._cluster_histograms, prd.available_cores = spy, lambda: 8
+rng = np.random.default_rng(3)
+prd.prd(rng.standard_normal((60, 4)), rng.standard_normal((60, 4)), num_runs=3, num_angles=11)
+print(json.dumps({"before": sorted(before), "seen": seen}))
+"""
+
+
+def test_prd_fits_run_with_single_threaded_blas_and_a_share_of_the_cores():
+    """Side by side, each fit's OpenMP loops get cores // fits threads and every BLAS one thread, also
+    the libraries scikit-learn loads on first use (a fresh process): a fit restoring a multi-threaded
+    BLAS inside another fit's OpenMP loop made OpenBLAS warn that it may hang."""
+    out = subprocess.run([sys.executable, "-c", _THREADS_IN_FITS], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert len(report["seen"]) == 3
+    for libraries in report["seen"]:
+        assert {path for path, _, _ in libraries} - set(report["before"]), "scikit-learn's libraries"
+        assert {threads for _, api, threads in libraries if api in ("openblas", "mkl", "blis")} == {1}
+        assert {threads for _, api, threads in libraries if api == "openmp"} == {8 // 3}
+    assert "OpenBLAS Warning" not in out.stderr
 
 
 def test_prd_f_beta_formula_and_errors():

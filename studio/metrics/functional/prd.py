@@ -22,15 +22,12 @@ _F_BETA_EPSILON = 1e-10
 
 
 def _cluster_histograms(
-    fake: np.ndarray, real: np.ndarray, num_clusters: int, seed: int
+    kmeans: type, fake: np.ndarray, real: np.ndarray, num_clusters: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    # scikit-learn is a declared dependency, imported here because its import costs about a second.
-    from sklearn.cluster import MiniBatchKMeans
-
+    """Cluster histograms (C,) of fake and real from one fit of `kmeans` (scikit-learn's MiniBatchKMeans)
+    on their union, fake first."""
     labels = (
-        MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed)
-        .fit(np.vstack([fake, real]))
-        .labels_
+        kmeans(n_clusters=num_clusters, n_init=10, random_state=seed).fit(np.vstack([fake, real])).labels_
     )
     fake_hist = np.bincount(labels[: len(fake)], minlength=num_clusters) / len(fake)
     real_hist = np.bincount(labels[len(fake) :], minlength=num_clusters) / len(real)
@@ -79,14 +76,25 @@ def prd(
     real_np = real_t.detach().to(device="cpu", dtype=torch.float64).numpy()
     fake_np = fake_t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
+    # scikit-learn is a declared dependency, imported here because its import costs about a second. It
+    # loads its own OpenMP and SciPy's BLAS libraries, which the thread limits below must find loaded.
+    from sklearn.cluster import MiniBatchKMeans
+
+    workers = min(num_runs, available_cores())
+    threads_per_fit = max(1, available_cores() // workers)
+
     def curve(run: int) -> tuple[np.ndarray, np.ndarray]:
-        return prd_curve(*_cluster_histograms(fake_np, real_np, num_clusters, seed + run), num_angles)
+        with threadpool_limits(limits=threads_per_fit, user_api="openmp"):  # this thread's OpenMP loops
+            histograms = _cluster_histograms(MiniBatchKMeans, fake_np, real_np, num_clusters, seed + run)
+            return prd_curve(*histograms, num_angles)
 
     # Each fit steps through small mini-batches and leaves cores idle, so the runs go side by side in
-    # threads (scikit-learn's kernels release the GIL; 1.4x on 2 cores at 5k + 5k 2048-d), each with its
-    # own seed: the curves are those of running them one by one. The fits set nested BLAS thread
-    # limits, which interleaved could leave changed: the outer threadpool_limits() restores them.
-    with threadpool_limits(), ThreadPoolExecutor(min(num_runs, available_cores())) as pool:
+    # threads (scikit-learn's kernels release the GIL), each with its own seed and its share of the
+    # cores: the curves are those of running them one by one (1.2-1.5x faster on 2 cores, 5k + 5k 2048-d).
+    # BLAS stays single-threaded meanwhile: every fit sets BLAS to 1 thread around its OpenMP loops and
+    # then restores what it found, so with a multi-threaded BLAS one fit's restore reached another's
+    # loop, and OpenBLAS warned that it may hang (seen on 2 cores). The outer limit restores them after.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         curves = list(pool.map(curve, range(num_runs)))
     return np.mean([c[0] for c in curves], axis=0), np.mean([c[1] for c in curves], axis=0)
 
