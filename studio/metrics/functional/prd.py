@@ -11,7 +11,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
 from studio.metrics.functional._inputs import FeatureArray, as_feature_pair
@@ -22,15 +21,13 @@ _F_BETA_EPSILON = 1e-10
 
 
 def _cluster_histograms(
-    kmeans: type, fake: np.ndarray, real: np.ndarray, num_clusters: int, seed: int
+    kmeans: type, union: np.ndarray, num_fake: int, num_clusters: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster histograms (C,) of fake and real from one fit of `kmeans` (scikit-learn's MiniBatchKMeans)
-    on their union, fake first."""
-    labels = (
-        kmeans(n_clusters=num_clusters, n_init=10, random_state=seed).fit(np.vstack([fake, real])).labels_
-    )
-    fake_hist = np.bincount(labels[: len(fake)], minlength=num_clusters) / len(fake)
-    real_hist = np.bincount(labels[len(fake) :], minlength=num_clusters) / len(real)
+    """Cluster histograms (C,) of the fake rows (the first `num_fake`) and the real rows of `union`
+    from one fit of `kmeans` (scikit-learn's MiniBatchKMeans) on all of it."""
+    labels = kmeans(n_clusters=num_clusters, n_init=10, random_state=seed).fit(union).labels_
+    fake_hist = np.bincount(labels[:num_fake], minlength=num_clusters) / num_fake
+    real_hist = np.bincount(labels[num_fake:], minlength=num_clusters) / (len(union) - num_fake)
     return fake_hist, real_hist
 
 
@@ -73,8 +70,11 @@ def prd(
         raise ValueError(
             f"num_clusters={num_clusters} exceeds the {real_t.shape[0] + fake_t.shape[0]} samples"
         )
-    real_np = real_t.detach().to(device="cpu", dtype=torch.float64).numpy()
-    fake_np = fake_t.detach().to(device="cpu", dtype=torch.float64).numpy()
+    # One float64 copy of both sets, fake first, shared by every fit (the reference stacks them too).
+    num_fake = fake_t.shape[0]
+    union = np.empty((num_fake + real_t.shape[0], real_t.shape[1]), dtype=np.float64)
+    union[:num_fake] = fake_t.detach().cpu().numpy()
+    union[num_fake:] = real_t.detach().cpu().numpy()
 
     # scikit-learn is a declared dependency, imported here because its import costs about a second. It
     # loads its own OpenMP and SciPy's BLAS libraries, which the thread limits below must find loaded.
@@ -85,7 +85,7 @@ def prd(
 
     def curve(run: int) -> tuple[np.ndarray, np.ndarray]:
         with threadpool_limits(limits=threads_per_fit, user_api="openmp"):  # this thread's OpenMP loops
-            histograms = _cluster_histograms(MiniBatchKMeans, fake_np, real_np, num_clusters, seed + run)
+            histograms = _cluster_histograms(MiniBatchKMeans, union, num_fake, num_clusters, seed + run)
             return prd_curve(*histograms, num_angles)
 
     # Each fit steps through small mini-batches and leaves cores idle, so the runs go side by side in
