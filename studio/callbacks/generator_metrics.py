@@ -18,7 +18,7 @@ from studio.metrics.compute import (
 from studio.metrics.equivariance import equivariance_for
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, curve_views, psi_sweep
 from studio.metrics.path_length import path_length_for
-from studio.metrics.reference import RealReference
+from studio.metrics.reference import RealReference, resolve_metrics_device
 from studio.runtime import gather_computed, rank, shard
 from studio.sampling import images_for_seeds, sample_images
 from studio.views import EvalViews
@@ -36,6 +36,8 @@ class GeneratorMetrics:
     With `views`, each call also leaves the dashboards' curves and per-sample views in `self.views` (the
     PRD curve, realism and rarity per sample, the rarest / least realistic / most typical images, and
     with `psi_sweep` precision, recall, density and coverage of images generated at each truncation ψ).
+    The metrics run on `metrics_device` ("auto": G's device), where the real set's features and k-NN
+    state stay between ticks.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class GeneratorMetrics:
         options: Mapping[str, Mapping] | None = None,
         views: bool = False,
         psi_sweep: Sequence[float] = (),
+        metrics_device: str = "auto",
     ) -> None:
         self.metrics = check_metric_names(metrics)
         self.feature_metrics = feature_metrics(self.metrics)
@@ -73,6 +76,8 @@ class GeneratorMetrics:
         # Whether G has an input transform: checked at training start (studio.training.run) and each tick.
         self.equivariance = equivariance_for(self.metrics, options)
         resolve_batch(batch, torch.device("cpu"))  # a bad setting fails now, not at the first tick
+        resolve_metrics_device(metrics_device, torch.device("cpu"))
+        self.metrics_device = metrics_device  # "auto": the device G runs on at each call
         self.batch = batch  # resolved for the device (and generator resolution) at each call
         self.seed = int(seed)
         self.options = options
@@ -105,7 +110,7 @@ class GeneratorMetrics:
             real = extract_features_cached(
                 self.dataset, self._backbone.to(device), max_items=self.num_real, desc="real", **extract
             )
-            self._real = RealReference(real)
+            self._real = RealReference(real, resolve_metrics_device(self.metrics_device, device))
         curves: dict = {}
         if self.feature_metrics:
             results |= compute_metrics(self._real, fakes[1.0], self.feature_metrics, self.options, curves)

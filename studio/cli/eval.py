@@ -34,6 +34,7 @@ DEFAULTS = {
     "num_gen": None,
     "batch": "auto",
     "device": "auto",
+    "metrics_device": "auto",
     "workers": "auto",
     "cache": True,
     "progress": True,
@@ -68,6 +69,7 @@ keys (Hydra override syntax):
   batch=auto           images per generation / extraction batch (auto: 16 on CPU, 256 on a GPU)
   workers=auto         processes decoding image folders (auto: 0 on CPU, cores - 1 up to 8 on a GPU)
   device=auto cache=true progress=true
+  metrics_device=auto  where the metrics run: auto = device (a GPU when there is one); cpu to spare its memory
   options.FN.KEY=V     keyword of a functional metric, e.g. options.kid.subset_size=100,
                        options.knn_metrics.k_pr=5 (the JSON lists every value used)
   out=FILE             JSON with results and protocol (default results.json; out=null to skip)
@@ -119,6 +121,7 @@ def run(config: DictConfig) -> dict:
         num_gen=config.num_gen,
         batch=config.batch,
         device=config.device,
+        metrics_device=config.metrics_device,
         workers=config.workers,
         options=OmegaConf.to_container(config.options),
         cache=config.cache,

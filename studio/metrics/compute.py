@@ -367,7 +367,8 @@ def compute_metrics(
 
     real, fake: {"pool": [N, D], "logits": [N, C], ...} (real may be None if only "is" is requested).
     Pass the real side as a `RealReference` to reuse what it derived in earlier calls (FID statistics,
-    k-NN radii). options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
+    k-NN radii); the metrics run on its device, the fake features moved there.
+    options: {functional name: {keyword: value}}, e.g. {"knn_metrics": {"k_pr": 5}}.
     curves: a dict that receives what does not fit a float: "prd" (precision [A], recall [A]) and the
     per-fake-sample "realism" and "rarity" arrays [M] of the metrics requested.
     timings: a dict that receives each group's wall-clock seconds, the k-NN groups (one shared pass)
@@ -381,6 +382,8 @@ def compute_metrics(
             "eval.metrics during training)"
         )
     reference = real if real is None or isinstance(real, RealReference) else RealReference(real)
+    if reference is not None:  # once for every metric group, rather than in each
+        fake = {name: torch.as_tensor(value, device=reference.device) for name, value in fake.items()}
     for name in names:
         group = METRIC_GROUPS[name]
         fake_x = _require(fake, group.feature, "fake", name)

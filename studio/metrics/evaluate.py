@@ -41,7 +41,7 @@ from studio.metrics.equivariance import equivariance_for
 from studio.metrics.eval_views import PSI_METRICS, as_uint8, check_truncations, curve_views
 from studio.metrics.eval_views import psi_sweep as sweep_psi
 from studio.metrics.path_length import path_length_for
-from studio.metrics.reference import RealReference
+from studio.metrics.reference import RealReference, resolve_metrics_device
 from studio.sampling import images_for_seeds, sample_images
 from studio.views import EvalViews
 
@@ -182,6 +182,7 @@ def evaluate(
     num_gen: int | None = None,
     batch: int | str = "auto",
     device: str = "auto",
+    metrics_device: str = "auto",
     workers: int | str = "auto",
     options: Mapping[str, Mapping] | None = None,
     cache: bool = True,
@@ -204,7 +205,8 @@ def evaluate(
     seed only matters for `random_*` backbones; metric seeds are options of the functional calls;
     gen_seed is the first latent seed of generated images. batch, workers: images per generation and
     extraction batch, DataLoader processes decoding image folders; "auto" = chosen for the device
-    (studio.features.extract.default_batch, default_workers). resolution/resize: image sets must be
+    (studio.features.extract.default_batch, default_workers). metrics_device: where the metrics run,
+    "auto" = `device` (see `resolve_metrics_device`). resolution/resize: image sets must be
     square and of one size unless `resize` (lanczos, bilinear, center_crop) brings them to `resolution`
     (studio.data.ImageFolderDataset); the backbone then applies its own resize protocol. real=None
     is allowed when every metric needs only the generator (ppl, eq_t, eq_t_frac, eq_r with ckpt=).
@@ -226,6 +228,7 @@ def evaluate(
         raise ValueError("psi_sweep generates images at each truncation: pass ckpt=PATH instead of fake=")
     check_truncations(psi_sweep)
     torch_device = resolve_device(device)
+    metrics_on = resolve_metrics_device(metrics_device, torch_device)
     resolve_batch(batch, torch_device)  # bad settings fail before anything is read
     resolve_workers(workers, torch_device)
     # Everything that can fail is checked before the first image goes through the backbone: sources
@@ -268,7 +271,8 @@ def evaluate(
     reference = None
     if feature_metrics(metrics) or psi_sweep:
         with stopwatch(timings, "real features"):
-            reference = RealReference(extract_image_set(real_images, "real", net, cache, extract_kwargs))
+            real_features = extract_image_set(real_images, "real", net, cache, extract_kwargs)
+            reference = RealReference(real_features, metrics_on)
     fakes_by_psi: dict[float, dict[str, torch.Tensor]] = {}  # psi 1 serves the metrics and the sweep
 
     def fake_features(psi: float) -> dict[str, torch.Tensor]:
@@ -321,6 +325,7 @@ def evaluate(
         "image_sizing": sizing,
         "backbone_seed": seed,
         "device": str(torch_device),
+        "metrics_device": str(metrics_on),
         "studio_version": studio_version(),
         "torch_version": torch.__version__,
         "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},

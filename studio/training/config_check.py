@@ -28,6 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from studio.features import list_backbones
 from studio.metrics.compute import METRIC_GROUPS, metric_outputs
 from studio.metrics.eval_views import check_truncations
+from studio.metrics.reference import resolve_metrics_device
 
 Rule = Callable[[Any], str | None]  # what is wrong with a value, or None
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -113,6 +114,17 @@ def psi_values(value: Any) -> str | None:
     return None
 
 
+def device_setting(value: Any) -> str | None:
+    wanted = "must be 'auto', 'cpu' or a torch device such as 'cuda:0'"
+    if not isinstance(value, str):
+        return wanted
+    try:
+        resolve_metrics_device(value, torch.device("cpu"))
+    except ValueError:
+        return wanted
+    return None
+
+
 def options_mapping(value: Any) -> str | None:
     if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
         return None
@@ -148,6 +160,7 @@ SECTIONS: dict[str, dict[str, Rule]] = {
         "backbone": backbone_name,
         "weights": optional(text),
         "batch": either(one_of("auto"), integer(1)),
+        "metrics_device": device_setting,
         "grid": integer(1),
     },
 }

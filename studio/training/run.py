@@ -298,6 +298,7 @@ def build_evaluation(cfg: DictConfig, dataset: Any, generator: nn.Module) -> Gen
             options=OmegaConf.to_container(cfg.eval.options),
             views=cfg.eval.views,
             psi_sweep=list(cfg.eval.psi_sweep),
+            metrics_device=cfg.eval.metrics_device,
         )
         if metrics.equivariance is not None:
             metrics.equivariance.check_generator(generator)

@@ -75,6 +75,7 @@ def test_random_cnn_end_to_end_writes_results_and_protocol(folders, tmp_path, ca
     assert protocol["options"]["knn_metrics"]["k_pr"] == 3 and protocol["options"]["knn_metrics"]["k_dc"] == 5
     assert protocol["options"]["kid"]["seed"] == 2020
     assert protocol["options"]["inception_score"]["splits"] == 2
+    assert protocol["device"] == protocol["metrics_device"] == "cpu"
     timings = protocol["timings_s"]
     stages = ["real features", "fake features", "fid", "kid", "pr+dc", "is", "total"]
     assert list(timings) == stages and all(seconds >= 0 for seconds in timings.values())
@@ -203,6 +204,11 @@ def test_error_messages(folders, tmp_path, capsys):
     assert code == 2 and "batch must be a positive integer or 'auto', got 0" in err
     code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "workers=some")
     assert code == 2 and "workers must be an integer >= 0 or 'auto', got 'some'" in err
+    code, _, err = _run(capsys, f"real={real}", f"fake={fake}", "metrics_device=gpu0")
+    assert (
+        code == 2
+        and "metrics_device must be 'auto', 'cpu' or a torch device such as 'cuda:0'; got 'gpu0'" in err
+    )
 
 
 def test_help_lists_metrics_backbones_and_ckpt(capsys):

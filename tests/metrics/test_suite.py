@@ -169,3 +169,28 @@ def test_a_real_reference_prepares_the_real_side_once_and_gives_the_same_numbers
     assert len(built) == 1 and len(reference._fid_stats) == 1  # one manifold (k_max 5), one ddof
     assert compute_metrics(reference, fake, names) == expected
     assert results != expected
+
+
+def _suite_on(device: torch.device, real: dict, fake: dict) -> dict[str, float]:
+    reference = RealReference(real, device)
+    assert all(value.device == device for value in reference.features.values())
+    return compute_metrics(reference, fake, ALL, OPTIONS)
+
+
+@pytest.mark.cuda
+def test_the_suite_on_a_gpu_gives_the_cpu_numbers():
+    """The reference on the GPU runs every metric there (fake features follow). Ball memberships and
+    nearest neighbours are decided with exact distances, the same on both devices (rarity reports exact
+    radii); sums in float64 (FID, KID, IS, α/β areas) may differ in their last bits, realism in float32
+    rounding; PRD clusters on the CPU either way."""
+    real, fake = _features(300, 0), _features(260, 1, shift=0.2)
+    cpu = _suite_on(torch.device("cpu"), real, fake)
+    gpu = _suite_on(torch.device("cuda"), real, fake)
+    assert list(gpu) == list(cpu)
+    exact = ["precision", "recall", "density", "coverage", "rarity_mean", "rarity_num_outside"]
+    exact += ["authenticity", "prd_f_beta", "prd_f_beta_inv"]
+    for name in exact:
+        assert gpu[name] == cpu[name], name
+    assert gpu["realism_median"] == pytest.approx(cpu["realism_median"], rel=1e-4)  # float32 distances
+    for name in set(cpu) - {*exact, "realism_median"}:
+        assert gpu[name] == pytest.approx(cpu[name], rel=1e-6, abs=1e-12), name

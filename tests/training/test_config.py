@@ -209,6 +209,7 @@ def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
         "seed=-3",
         "eval.metrics=[fid,fdi]",
         "eval.backbone=incepton",
+        "eval.metrics_device=gpu0",
         "data.num_workers=many",
         "loss.gamma=abc",
         "optimizer.generator.lr=-1",
@@ -221,6 +222,7 @@ def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
         "  eval.metrics=['fid', 'fdi']: unknown metric(s) ['fdi']; valid: fid, kid, is, pr, dc, rarity, prd, "
         "abauth, ppl, eq_t, eq_t_frac, eq_r.",
         f"  eval.backbone=incepton: must be one of {', '.join(list_backbones())}.",
+        "  eval.metrics_device=gpu0: must be 'auto', 'cpu' or a torch device such as 'cuda:0'.",
         "  data.num_workers=many: must be one of auto or must be an integer >= 0.",
         "  loss.gamma=abc: must be float.",
         "  trainer.precision=17: must be one of 64, 32, 16, transformer-engine, transformer-engine-float16, "
@@ -244,7 +246,7 @@ def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
         "  kimg: unknown key (valid keys here: run_dir, seed, resume, train, ckpt, eval, data, model, "
         "logger, loss, trainer, augment, optimizer).",
         "  eval.num_fakes: unknown key (valid keys here: every_kimg, metrics, options, monitor, mode, "
-        "strict, views, psi_sweep, num_gen, num_real, backbone, weights, batch, grid).",
+        "strict, views, psi_sweep, num_gen, num_real, backbone, weights, batch, metrics_device, grid).",
         "  data.path: this data config does not use it (no _target_ argument refers to it); remove it or "
         "pick the config group that has it.",
         "  model.generator.foo: unknown key (models.stylegan2.Generator takes: z_dim, c_dim, w_dim, "
