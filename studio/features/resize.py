@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 
-def _source_coordinates(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """TF1 `resize_bilinear(align_corners=False)` sampling grid along one axis.
+def _source_coordinates(in_size: int, out_size: int) -> tuple[torch.Tensor, ...]:
+    """TF1 `resize_bilinear(align_corners=False)` sampling grid along one axis, on the CPU.
 
     TF1 maps output pixel i to source position i * in/out (no half-pixel offset, unlike PyTorch's
     align_corners=False), so the last rows/columns are clamped rather than interpolated symmetrically.
@@ -17,7 +17,7 @@ def _source_coordinates(in_size: int, out_size: int, device: torch.device) -> tu
     low = position.long()
     high = (low + 1).clamp_max(in_size - 1)
     frac = position - low.float()
-    return low.to(device), high.to(device), frac.to(device)
+    return low, high, frac
 
 
 def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -31,18 +31,23 @@ def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Te
             f"expected a floating-point [N, C, H, W] tensor, got {images.dtype} {tuple(images.shape)}"
         )
     out_h, out_w = size
-    y_low, y_high, y_frac = _source_coordinates(images.shape[2], out_h, images.device)
-    x_low, x_high, x_frac = _source_coordinates(images.shape[3], out_w, images.device)
+    y_low, y_high, y_frac = _source_coordinates(images.shape[2], out_h)
+    x_low, x_high, x_frac = _source_coordinates(images.shape[3], out_w)
     # Each source row that the output uses is interpolated along x once (at most min(H, 2 out_H) rows),
     # then picked for the top and bottom of every output row: the same float operations on the same
-    # values as interpolating every picked row, at a fraction of the work when upscaling.
+    # values as interpolating every picked row, at a fraction of the work when upscaling. The indices
+    # are worked out on the CPU (a unique() on a GPU would wait for the batch), then moved together.
     used = torch.unique(torch.cat([y_low, y_high]))
+    top_rows, bottom_rows = torch.searchsorted(used, y_low), torch.searchsorted(used, y_high)
+    used, x_low, x_high, top_rows, bottom_rows = (
+        index.to(images.device) for index in (used, x_low, x_high, top_rows, bottom_rows)
+    )
+    x_frac, y_frac = (frac.to(images.device, images.dtype) for frac in (x_frac, y_frac))
     source = images.index_select(2, used)
     left, right = source.index_select(3, x_low), source.index_select(3, x_high)
-    rows = left + (right - left) * x_frac.view(1, 1, 1, out_w).to(images.dtype)
-    top = rows.index_select(2, torch.searchsorted(used, y_low))
-    bottom = rows.index_select(2, torch.searchsorted(used, y_high))
-    return top + (bottom - top) * y_frac.view(1, 1, out_h, 1).to(images.dtype)
+    rows = left + (right - left) * x_frac.view(1, 1, 1, out_w)
+    top, bottom = rows.index_select(2, top_rows), rows.index_select(2, bottom_rows)
+    return top + (bottom - top) * y_frac.view(1, 1, out_h, 1)
 
 
 def quantize_to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
