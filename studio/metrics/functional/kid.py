@@ -80,14 +80,14 @@ def kid(
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per subset; got subset size {size}")
     gamma = 1.0 / real_t.shape[1] if gamma is None else gamma
-    real64, fake64 = real_t.double(), fake_t.double()
     indices = _subset_indices(sampler, seed, real_t.shape[0], fake_t.shape[0], size, num_subsets)
-    device = real64.device
+    device = real_t.device
+    # Each subset is cast to float64 after it is drawn: no float64 copy of the whole sets.
     mmds = torch.stack(
         [
             polynomial_mmd2_unbiased(
-                real64[torch.from_numpy(r).to(device)],
-                fake64[torch.from_numpy(f).to(device)],
+                real_t[torch.from_numpy(r).to(device)].double(),
+                fake_t[torch.from_numpy(f).to(device)].double(),
                 degree,
                 gamma,
                 coef0,
