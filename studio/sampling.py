@@ -3,13 +3,17 @@ the sample grids.
 
 Image i of a run with seed S comes from the latent drawn by a CPU torch.Generator seeded with S + i
 (class-conditional generators get class (S + i) % c_dim), with constant noise, so a given (weights, S, i)
-always gives the same image whatever the batch size, device or number of images.
+always gives the same image whatever the batch size, device or number of images. On CUDA the generator's
+float32 layers run in IEEE float32 (TF32 off, as in training and extraction), so studio-generate, the
+sample views and the evaluated images are the same pixels.
 """
 
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
+
+from ops.environment import fp32_precision
 
 
 def latents(G: nn.Module, seeds: Sequence[int]) -> torch.Tensor:
@@ -30,7 +34,8 @@ def images_for_seeds(G: nn.Module, seeds: Sequence[int], truncation_psi: float =
     device = next(G.parameters()).device
     c = class_labels(G, seeds)
     z = latents(G, seeds).to(device)
-    return G(z, None if c is None else c.to(device), truncation_psi=truncation_psi, noise_mode="const")
+    with fp32_precision():
+        return G(z, None if c is None else c.to(device), truncation_psi=truncation_psi, noise_mode="const")
 
 
 def sample_batches(
