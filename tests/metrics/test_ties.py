@@ -65,11 +65,19 @@ def test_copied_fakes_match_prdc(dtype, block_size):
     assert out == _prdc(real, real.copy(), 5) == dict.fromkeys(FAMILY, 1.0)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def _on(device: str, *arrays: np.ndarray) -> list[torch.Tensor]:
+    return [torch.from_numpy(x).to(device) for x in arrays]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_half_memorised_fakes_match_prdc_and_brute_force(dtype):
+def test_half_memorised_fakes_match_prdc_and_brute_force(dtype, device):
     real, fake = _memorised()
     for strict in (True, False):
-        out = knn_metrics(real, fake, k_pr=3, k_dc=3, k_rarity=3, strict=strict, dtype=dtype)
+        out = knn_metrics(*_on(device, real, fake), k_pr=3, k_dc=3, k_rarity=3, strict=strict, dtype=dtype)
         expected = _brute(real, fake, 3, strict)
         for name in FAMILY:
             assert out[name] == expected[name], (name, strict)
@@ -80,25 +88,29 @@ def test_half_memorised_fakes_match_prdc_and_brute_force(dtype):
         assert np.isinf(out["realism"]).sum() > 200
         np.testing.assert_allclose(out["realism"], expected["realism"], rtol=1e-5)
     ref = _prdc(real, fake, 5)
-    out = knn_metrics(real, fake, FAMILY, k_pr=5, k_dc=5, strict=True, dtype=dtype)
+    out = knn_metrics(*_on(device, real, fake), FAMILY, k_pr=5, k_dc=5, strict=True, dtype=dtype)
     assert out == ref
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_repeated_real_points_match_brute_force(dtype):
+def test_repeated_real_points_match_brute_force(dtype, device):
     rng = np.random.default_rng(3)
     real = rng.standard_normal((400, 8)).astype(np.float32)
     real[200:260] = real[100:160]  # duplicates: neighbours at distance 0
     real[300:303] = real[5]  # a point repeated 4 times: its 3-NN radius is 0
     fake = np.concatenate([real[90:170], real[:3], rng.standard_normal((300, 8)).astype(np.float32)])
     for strict in (True, False):
-        out = knn_metrics(real, fake, k_pr=3, k_dc=5, k_rarity=3, strict=strict, dtype=dtype, block_size=64)
+        out = knn_metrics(
+            *_on(device, real, fake), k_pr=3, k_dc=5, k_rarity=3, strict=strict, dtype=dtype, block_size=64
+        )
         for name, k in (("precision", 3), ("recall", 3), ("density", 5), ("coverage", 5)):
             assert out[name] == _brute(real, fake, k, strict)[name], (name, strict)
         expected = _brute(real, fake, 3, strict)
         assert np.array_equal(np.isnan(out["rarity"]), np.isnan(expected["rarity"]))
         np.testing.assert_allclose(out["rarity"], expected["rarity"], rtol=1e-6, atol=0)
-    assert _prdc(real, fake, 5) == knn_metrics(real, fake, FAMILY, k_pr=5, k_dc=5, strict=True, dtype=dtype)
+    ours = knn_metrics(*_on(device, real, fake), FAMILY, k_pr=5, k_dc=5, strict=True, dtype=dtype)
+    assert _prdc(real, fake, 5) == ours
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -167,23 +179,6 @@ def test_exact_distances_are_bitwise_the_same_on_a_gpu():
         i, j = torch.from_numpy(rng.integers(0, 40, 300)), torch.from_numpy(rng.integers(0, 40, 300))
         gpu = pair_sq_distances(x.cuda(), x.cuda(), i, j)
         assert gpu.device.type == "cpu" and torch.equal(gpu, pair_sq_distances(x, x, i, j))
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_ties_on_a_gpu_match_brute_force(dtype):
-    real, fake = _memorised()
-    real[600:660] = real[500:560]  # duplicates inside the real set too
-    for strict in (True, False):
-        out = knn_metrics(
-            torch.from_numpy(real).cuda(), torch.from_numpy(fake).cuda(), k_pr=3, k_dc=3, k_rarity=3,
-            strict=strict, dtype=dtype, block_size=256,
-        )  # fmt: skip
-        expected = _brute(real, fake, 3, strict)
-        for name in FAMILY:
-            assert out[name] == expected[name], (name, strict)
-        assert np.array_equal(np.isnan(out["rarity"]), np.isnan(expected["rarity"]))
-        assert np.array_equal(np.isinf(out["realism"]), np.isinf(expected["realism"]))
 
 
 def test_large_offsets_are_centered_before_rounding():
