@@ -9,6 +9,8 @@ import torch
 
 from studio.metrics import functional as F
 
+METRICS_DEVICE_CHOICES = "'auto', 'cpu' or a torch device such as 'cuda:0'"
+
 
 def resolve_metrics_device(setting: str | None, device: torch.device) -> torch.device:
     """Where metrics are computed: None or "auto" = `device`, the one that generated and embedded the
@@ -18,9 +20,7 @@ def resolve_metrics_device(setting: str | None, device: torch.device) -> torch.d
     try:
         return torch.device(setting)
     except RuntimeError:
-        raise ValueError(
-            f"metrics_device must be 'auto', 'cpu' or a torch device such as 'cuda:0'; got {setting!r}"
-        ) from None
+        raise ValueError(f"metrics_device must be {METRICS_DEVICE_CHOICES}; got {setting!r}") from None
 
 
 class RealReference:

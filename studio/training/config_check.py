@@ -28,7 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from studio.features import list_backbones
 from studio.metrics.compute import METRIC_GROUPS, metric_outputs
 from studio.metrics.eval_views import check_truncations
-from studio.metrics.reference import resolve_metrics_device
+from studio.metrics.reference import METRICS_DEVICE_CHOICES, resolve_metrics_device
 
 Rule = Callable[[Any], str | None]  # what is wrong with a value, or None
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -115,13 +115,13 @@ def psi_values(value: Any) -> str | None:
 
 
 def device_setting(value: Any) -> str | None:
-    wanted = "must be 'auto', 'cpu' or a torch device such as 'cuda:0'"
+    wrong = f"must be {METRICS_DEVICE_CHOICES}"
     if not isinstance(value, str):
-        return wanted
+        return wrong
     try:
         resolve_metrics_device(value, torch.device("cpu"))
     except ValueError:
-        return wanted
+        return wrong
     return None
 
 

@@ -80,8 +80,9 @@ def prd(
     # loads its own OpenMP and SciPy's BLAS libraries, which the thread limits below must find loaded.
     from sklearn.cluster import MiniBatchKMeans
 
-    workers = min(num_runs, available_cores())
-    threads_per_fit = max(1, available_cores() // workers)
+    cores = available_cores()
+    workers = min(num_runs, cores)
+    threads_per_fit = max(1, cores // workers)
 
     def curve(run: int) -> tuple[np.ndarray, np.ndarray]:
         with threadpool_limits(limits=threads_per_fit, user_api="openmp"):  # this thread's OpenMP loops
