@@ -3,7 +3,7 @@
 Prints the toolchain in use and one row per extension: compiled (and how long it took), importable, runs
 on the GPU, agrees with the reference (self-check per dtype). Without a GPU it still compiles, for
 TORCH_CUDA_ARCH_LIST (default 8.0;9.0+PTX), and says that nothing can run here.
-Exit status: 0 when every extension compiled, 1 otherwise.
+Exit status: 0 when every extension compiled and, on a GPU, agreed with its reference; 1 otherwise.
 """
 
 import sys
@@ -30,7 +30,7 @@ def _toolchain() -> list[str]:
 
 
 def _row(op: str, gpu: bool) -> tuple[list[str], str | None]:
-    """Table cells for `op` and the build error (None when it compiled)."""
+    """Table cells for `op` and what went wrong: its build error or failed self-checks (None: all well)."""
     try:
         result = _build.build(op)
     except _build.BuildError as err:
@@ -41,12 +41,14 @@ def _row(op: str, gpu: bool) -> tuple[list[str], str | None]:
     kernel = _dispatch.load_kernel(op)
     checks = []
     for dtype in TOLERANCE:
-        problem = self_check(op, kernel, _dispatch.reference(op), "cuda", dtype)
+        mismatch = self_check(op, kernel, _dispatch.reference(op), "cuda", dtype)
         checks.append(
-            f"{str(dtype).removeprefix('torch.')} {'ok' if problem is None else 'FAILED: ' + problem}"
+            f"{str(dtype).removeprefix('torch.')} {'ok' if mismatch is None else 'FAILED: ' + mismatch}"
         )
     runs = "no" if any("raised" in c for c in checks) else "yes"
-    return [op, built, "yes", runs, "; ".join(checks)], None
+    failed = [check for check in checks if "FAILED" in check]
+    problem = f"{op}: the kernel disagrees with the reference ({'; '.join(failed)})" if failed else None
+    return [op, built, "yes", runs, "; ".join(checks)], problem
 
 
 def main() -> int:

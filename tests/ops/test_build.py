@@ -66,3 +66,25 @@ def _gpu_visible() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def test_a_failed_self_check_on_a_gpu_is_reported_and_fails_the_exit_status(monkeypatch, capsys):
+    # Stand-ins for a GPU machine where the kernels build but one disagrees with the reference in float16.
+    from ops import __main__ as ops_main
+
+    monkeypatch.setattr(ops_main.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ops_main.torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(
+        ops_main._build, "build", lambda op: _build.BuildResult(None, Path(op), 0.0, cached=True)
+    )
+    monkeypatch.setattr(ops_main._dispatch, "load_kernel", lambda op: None)
+
+    def self_check(op, kernel, reference, device, dtype):
+        return "max error 0.5 > 0.01" if op == "upfirdn2d" and dtype == ops_main.torch.float16 else None
+
+    monkeypatch.setattr(ops_main, "self_check", self_check)
+    assert ops_main.main() == 1
+    out = capsys.readouterr().out
+    assert "upfirdn2d: the kernel disagrees with the reference (float16 FAILED: max error 0.5 > 0.01)" in out
+    row = next(line for line in out.splitlines() if line.startswith("bias_act"))
+    assert "float32 ok; float16 ok; bfloat16 ok" in row
