@@ -15,10 +15,15 @@ if [[ ! -x $venv/bin/python ]]; then
   "${GPU_PREBUILD_PYTHON:-python3.12}" -m venv "$venv"
   "$venv/bin/python" -m pip install -q "torch==$torch_version" numpy filelock ninja
 fi
-rm -rf .ext_cache
-STUDIO_CACHE="$PWD/.ext_cache" TORCH_CUDA_ARCH_LIST=9.0 PATH="$venv/bin:$PATH" "$venv/bin/python" -m ops
+for folder in /.ext_cache/ /.ext_cache.new/; do
+  grep -qx "$folder" .git/info/exclude 2>/dev/null || echo "$folder" >> .git/info/exclude
+done
+# Built beside the cache in use, which a failed build leaves as it was.
+rm -rf .ext_cache.new
+STUDIO_CACHE="$PWD/.ext_cache.new" TORCH_CUDA_ARCH_LIST=9.0 PATH="$venv/bin:$PATH" "$venv/bin/python" -m ops
 # Only the libraries and their fingerprints are needed there (ops/_build.py), not objects or ninja files.
-find .ext_cache -type f ! -name '*.so' ! -name build.ok -delete
+find .ext_cache.new -type f ! -name '*.so' ! -name build.ok -delete
+rm -rf .ext_cache
+mv .ext_cache.new .ext_cache
 find .ext_cache -type f | sort
-grep -qx '/.ext_cache/' .git/info/exclude 2>/dev/null || echo '/.ext_cache/' >> .git/info/exclude
 du -sh .ext_cache
