@@ -212,6 +212,8 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
     for name, node in (values.get("optimizer") or {}).items():
         problems += check_target(node, f"optimizer.{name}", checked_at_source)
     problems += check_monitor(values.get("eval", {}))
+    if not any(line.startswith("trainer.precision=") for line in problems):  # else not Lightning's either
+        problems += check_trainer_precision(values.get("trainer", {}))
     if values.get("eval", {}).get("psi_sweep") and values["eval"].get("views") is False:
         problems.append(
             "eval.psi_sweep: the sweep is one of the views; set eval.views=true or eval.psi_sweep=[]."
@@ -220,6 +222,19 @@ def check_config(cfg: DictConfig, referenced: frozenset[str] | set[str] = frozen
         raise ConfigError(
             "Invalid config (fix the keys named, see `studio-train --cfg job`):\n  " + "\n  ".join(problems)
         )
+
+
+def check_trainer_precision(trainer_values: dict) -> list[str]:
+    """Lightning's mixed and half precision would autocast steps that studio runs with plain optimizers
+    (no loss scaling) and that hold float32 state (the mapping's w average, the EMA generator)."""
+    precision = trainer_values.get("precision", "32-true")
+    if str(precision) in ("32-true", "32"):
+        return []
+    return [
+        f"trainer.precision={shown(precision)}: studio trains with 32-true and runs float16 itself where "
+        "it is safe: on CUDA, model.num_fp16_res=N puts the top N resolutions of StyleGAN G and D in "
+        "float16 (docs/training.md)."
+    ]
 
 
 def check_monitor(eval_values: dict) -> list[str]:

@@ -229,6 +229,13 @@ def test_invalid_values_are_named_one_line_each(tmp_path, tiny_cfg) -> None:
         "16-true, 16-mixed, bf16-true, bf16-mixed, 32-true, 64-true, 64, 32, 16, bf16 or null.",
         "  optimizer.generator: Invalid learning rate: -1.",
     ]
+    # Lightning's mixed precision would autocast the steps of studio's unscaled optimizers.
+    assert invalid_lines(tiny_cfg(tmp_path, "trainer.precision=16-mixed")) == [
+        "  trainer.precision=16-mixed: studio trains with 32-true and runs float16 itself where it is safe: "
+        "on CUDA, model.num_fp16_res=N puts the top N resolutions of StyleGAN G and D in float16 "
+        "(docs/training.md)."
+    ]
+    check_config(tiny_cfg(tmp_path, "trainer.precision=32"))
 
 
 def test_keys_added_anywhere_must_be_used(tmp_path, tiny_cfg) -> None:
