@@ -48,12 +48,14 @@ def assert_ranks_in_sync(module: nn.Module) -> None:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """Global RNG states of torch (CPU and every CUDA device), numpy and python, as tensors/primitives."""
+    """Global RNG states of torch (CPU and this process's CUDA device), numpy and python, as
+    tensors/primitives."""
     # The legacy global numpy RNG is what user code and libraries draw from, so it is what must be saved.
     kind, keys, pos, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # Only this process's device: a resume may see other GPUs (one per task under SLURM, fewer ones).
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
         "numpy": {
             "kind": kind,
             "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -69,13 +71,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of capture_rng_state."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(_own_cuda_state(state["cuda"]))
     n = state["numpy"]
     np.random.set_state(  # noqa: NPY002
         (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gauss"])
     )
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+def _own_cuda_state(states: list[torch.Tensor]) -> torch.Tensor:
+    """This process's CUDA RNG state among those saved: the one entry, or (checkpoints that saved every
+    visible device) the current device's, else the first."""
+    device = torch.cuda.current_device()
+    return states[device] if len(states) > 1 and device < len(states) else states[0]
 
 
 def shard(count: int, unit: int = 1) -> range:
