@@ -131,6 +131,25 @@ def test_demodulation_restores_unit_std_per_channel() -> None:
     assert raw.transpose(0, 1).reshape(8, -1).std(dim=1).min() > 2  # without demodulation it is not 1
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_float16_modulated_conv_cannot_overflow_at_the_clamp(fused: bool) -> None:
+    # The worst input an fp16 layer gets: activations at the conv clamp's scale (256), aligned with one
+    # filter of 512 x 3 x 3 taps. Before demodulation the per-sample path's conv sums 4,608 such products,
+    # ~2e5 with filters scaled to max |w| = 1 (inf in float16); scaled to unit L2 norm it stays below
+    # the patch's norm, 200 * 68 = 1.4e4. Output and gradients must be finite and right.
+    torch.manual_seed(0)
+    weight = torch.randn(4, 512, 3, 3)
+    x = 200 * weight[:1].sign().expand(2, -1, -1, -1)  # [2, 512, 3, 3]: aligned with filter 0
+    styles = torch.rand(2, 512) + 0.5
+    expected = modulated_conv2d(x.double(), weight.double(), styles.double(), fused=fused)
+    styles_16 = styles.clone().requires_grad_(True)
+    got = modulated_conv2d(x.half(), weight, styles_16, fused=fused)
+    assert got.dtype == torch.float16 and torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=2e-3 * expected.abs().max().item())
+    got.float().clamp(-256, 256).sum().backward()  # as the layer's bias_act clamps; an inf here gave NaN
+    assert torch.isfinite(styles_16.grad).all() and styles_16.grad.abs().max() > 0
+
+
 def test_minibatch_stddev_matches_loop_reference() -> None:
     torch.manual_seed(0)
     x = torch.randn(6, 4, 3, 3)
