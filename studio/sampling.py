@@ -3,9 +3,12 @@ the sample grids.
 
 Image i of a run with seed S comes from the latent drawn by a CPU torch.Generator seeded with S + i
 (class-conditional generators get class (S + i) % c_dim), with constant noise, so a given (weights, S, i)
-always gives the same image whatever the batch size, device or number of images. On CUDA the generator's
-float32 layers run in IEEE float32 (TF32 off, as in training and extraction), so studio-generate, the
-sample views and the evaluated images are the same pixels.
+always gives the same image whatever the batch size, device or number of images — up to float
+rounding: convolution libraries pick their algorithms per shape (oneDNN on the CPU, cuDNN on CUDA), a
+batch of one takes the fused modulated conv, and float16 layers (model.num_fp16_res) run on CUDA only;
+on the CPU the float images of batch 1 and 2 differ by about 5e-6, so an 8-bit pixel rarely moves by one
+level. The same batch size on the same device gives the same pixels, bit for bit. On CUDA the
+generator's float32 layers run in IEEE float32 (TF32 off, as in training and extraction).
 """
 
 from collections.abc import Iterator, Sequence
