@@ -15,17 +15,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def assert_cuda_kernels_in_use():
-    """assert_cuda_kernels_in_use(ops, dtypes): each op's CUDA kernel built and passed its self-check for
-    each dtype, so a model on the GPU ran it rather than falling back (silently, but for a warning) to
-    the reference under impl="auto"."""
+def assert_cuda_kernels_in_use(monkeypatch):
+    """assert_cuda_kernels_in_use(ops, dtypes): during this test, each op was dispatched to its CUDA
+    kernel for each dtype (it built and passed its self-check), so the model on the GPU ran the kernel
+    rather than falling back (silently, but for a warning) to the reference under impl="auto"."""
     from ops import _dispatch
 
+    dispatched: set[tuple[str, torch.dtype]] = set()
+    choose = _dispatch.cuda_impl
+
+    def recording(op: str, impl: str, x: torch.Tensor):
+        kernel = choose(op, impl, x)
+        if kernel is not None:
+            dispatched.add((op, x.dtype))
+        return kernel
+
+    monkeypatch.setattr(_dispatch, "cuda_impl", recording)
+
     def check(ops: tuple[str, ...], dtypes: tuple[torch.dtype, ...]) -> None:
-        for op in ops:
-            for dtype in dtypes:
-                probe = torch.zeros(1, device="cuda", dtype=dtype)
-                assert _dispatch.cuda_impl(op, "auto", probe) is not None, (op, dtype)
+        missing = [(op, dtype) for op in ops for dtype in dtypes if (op, dtype) not in dispatched]
+        assert not missing, f"ran on the reference, not the CUDA kernel: {missing}"
 
     return check
 

@@ -324,3 +324,18 @@ def test_compiler_summary_keeps_the_error_lines():
         ["[1/2] nvcc -c a.cu", "a.cu(3): error: identifier x is undefined", "note: " * 5, "ninja: stop"]
     )
     assert _build.compiler_summary(log) == "a.cu(3): error: identifier x is undefined"
+
+
+def test_the_kernels_in_use_check_of_the_cuda_tests_sees_what_ran(
+    fake_gpu, monkeypatch, assert_cuda_kernels_in_use
+):
+    # The fixture the fp16 `cuda` tests end with: it must fail for an op that fell back to the reference.
+    _install_kernel(monkeypatch, lambda op: _dispatch.reference(op))
+    monkeypatch.setattr(_dispatch, "_checked", {("upfirdn2d", torch.float32): False})  # self-check failed
+    OP_CALLS["bias_act"]("auto")
+    OP_CALLS["upfirdn2d"]("auto")  # on the reference
+    assert_cuda_kernels_in_use(("bias_act",), (torch.float32,))
+    with pytest.raises(AssertionError, match=r"ran on the reference, not the CUDA kernel: \[\('upfirdn2d', "):
+        assert_cuda_kernels_in_use(("bias_act", "upfirdn2d"), (torch.float32,))
+    with pytest.raises(AssertionError, match="'bias_act', torch.float16"):
+        assert_cuda_kernels_in_use(("bias_act",), (torch.float16,))
