@@ -43,7 +43,8 @@ def _kernel(x, b, g, spec: _Spec, order: int) -> torch.Tensor:
 
 
 def _bias_grad(dx: torch.Tensor, dim: int) -> torch.Tensor:
-    return dx.sum(dim=[d for d in range(dx.ndim) if d != dim])
+    others = [d for d in range(dx.ndim) if d != dim]
+    return dx.sum(dim=others) if others else dx  # sum(dim=[]) would sum over every dim
 
 
 class _BiasAct(torch.autograd.Function):

@@ -113,7 +113,13 @@ def test_bias_act(device, dtype, act, clamp):
 
 @pytest.mark.parametrize(
     ("shape", "dim", "channels_last"),
-    [((7, 5), 1, False), ((2, 3, 5, 4), 3, False), ((2, 6, 3, 5), 1, True), ((2, 3, 5, 4), -2, True)],
+    [
+        ((7,), 0, False),
+        ((7, 5), 1, False),
+        ((2, 3, 5, 4), 3, False),
+        ((2, 6, 3, 5), 1, True),
+        ((2, 3, 5, 4), -2, True),
+    ],
 )
 def test_bias_act_layouts(device, shape, dim, channels_last):
     inputs = dict(x=_randn(*shape, seed=2), b=_randn(shape[dim], seed=3))
