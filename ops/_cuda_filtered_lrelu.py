@@ -37,7 +37,6 @@ class _FilteredLrelu(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         wu, wd, codes = ctx.saved_tensors
-        wu, wd = _as_2d(wu), _as_2d(wd)
         dx = db = None
         if codes is not None:  # written whenever x or b required a gradient (the filters never get one)
             up_geom, down_geom = ctx.geoms
@@ -53,11 +52,6 @@ class _FilteredLrelu(torch.autograd.Function):
         return dx, db, None, None, None, None, None, None, None, None
 
 
-def _as_2d(w: torch.Tensor) -> torch.Tensor:
-    """[fh, fw] weights for the upfirdn2d kernel of the backward pass."""
-    return torch.outer(w, w) if w.ndim == 1 else w
-
-
 SQRT2 = math.sqrt(2)
 
 
@@ -66,9 +60,9 @@ def filtered_lrelu(
 ) -> torch.Tensor:
     """ops.filtered_lrelu (same arguments, minus impl) on the fused CUDA kernel. Filters get no gradient."""
     _check_args(x, b, up, down, gain, slope, clamp)
-    # 1-D filters stay 1-D: the kernel's separable stages.
-    wu = correlation_weights(fu, flip_filter, x.device, keep_separable=True)
-    wd = correlation_weights(fd, flip_filter, x.device, keep_separable=True)
+    # 1-D filters stay 1-D: the kernel's separable stages, and separable passes in the backward.
+    wu = correlation_weights(fu, flip_filter, x.device)
+    wd = correlation_weights(fd, flip_filter, x.device)
     up_geom = Geometry(up=(up, up), down=(1, 1), pad=parse_padding(padding))
     down_geom = Geometry(up=(1, 1), down=(down, down), pad=(0, 0, 0, 0))
     b = None if b is None else b.to(x.dtype)

@@ -216,6 +216,58 @@ def test_upfirdn2d(device, dtype, channels_last, up, down, taps, padding, flip, 
     _compare("upfirdn2d", device, dtype, inputs, kwargs, channels_last)
 
 
+def _record_upfirdn2d_weights(monkeypatch) -> list[tuple[int, int]]:
+    """Shapes of the weights every upfirdn2d kernel call gets from now on (CUDA extension or harness)."""
+    build = _build.build
+    extension = build("upfirdn2d").module
+    shapes = []
+
+    def recording_kernel(x, w, *args):
+        shapes.append(tuple(w.shape))
+        return extension.upfirdn2d(x, w, *args)
+
+    recorder = types.SimpleNamespace(module=types.SimpleNamespace(upfirdn2d=recording_kernel))
+    monkeypatch.setattr(
+        _build, "build", lambda name, with_cuda=True: recorder if name == "upfirdn2d" else build(name)
+    )
+    return shapes
+
+
+@pytest.mark.parametrize(
+    ("up", "down", "taps", "padding", "size"),
+    [
+        (2, 1, 12, (6, 5, 6, 5), (7, 5)),
+        (1, 2, 8, (3, 4, 2, 1), (13, 11)),
+        ((2, 1), (1, 2), 9, (2, 2, 1, 3), (6, 7)),
+    ],
+)
+def test_long_separable_filters_take_two_1d_passes(device, monkeypatch, up, down, taps, padding, size):
+    """From 8 taps on, forward and backward run [1, k] then [k, 1] passes: the outer product's result."""
+    x = _randn(2, 3, *size, seed=22).to(device).requires_grad_()
+    f = _taps((taps,), 23).to(device)
+    kwargs = dict(up=up, down=down, padding=padding, gain=1.7)
+    y_2d = _kernel("upfirdn2d")(x, torch.outer(f, f), **kwargs)
+    (dx_2d,) = torch.autograd.grad(y_2d.square().sum(), x)
+    shapes = _record_upfirdn2d_weights(monkeypatch)
+    y = _kernel("upfirdn2d")(x, f, **kwargs)
+    (dx,) = torch.autograd.grad(y.square().sum(), x)
+    assert shapes == [(1, taps), (taps, 1), (taps, 1), (1, taps)]  # forward, then each pass's adjoint
+    torch.testing.assert_close(y, y_2d, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dx, dx_2d, rtol=1e-5, atol=1e-4)
+    shapes.clear()
+    _kernel("upfirdn2d")(x, _taps((4,), 24).to(device), **kwargs)  # short filters: one 2-D pass
+    assert shapes == [(4, 4)]
+
+
+def test_filtered_lrelu_backward_takes_separable_passes(device, monkeypatch):
+    x = _randn(2, 3, 9, 8, seed=25).to(device).requires_grad_()
+    fu, fd = _taps((12,), 26).to(device), _taps((12,), 27).to(device)
+    shapes = _record_upfirdn2d_weights(monkeypatch)
+    y = _kernel("filtered_lrelu")(x=x, fu=fu, fd=fd, up=2, down=2, padding=10)
+    torch.autograd.grad(y.sum(), x)
+    assert shapes == [(1, 12), (12, 1)] * 2  # the adjoints of the down- and the up-sampling
+
+
 FILTERED_LRELU_CASES = [  # up, down, fu shape, fd shape, padding, clamp, flip_filter, input H x W
     (1, 1, None, None, 0, None, False, (6, 7)),
     (2, 2, (6,), (6,), (3, 2, 4, 1), 0.5, False, (7, 6)),
