@@ -19,19 +19,32 @@ TOLERANCE = {torch.float32: 1e-3, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 
 def _cases(op: str, gen: torch.Generator) -> list[tuple[dict, tuple[str, ...]]]:
     """Keyword arguments of tiny calls of `op` (float32, CPU), each with the names of its differentiable
-    inputs. filtered_lrelu gets one call per kernel path: separable up / 2-D down, and the reverse."""
+    inputs. filtered_lrelu gets one call per kernel path: separable up / 2-D down, the reverse, and
+    StyleGAN3's 12-tap filters on a channels_last input of several output tiles (the tiles' borders);
+    upfirdn2d a 4-tap filter (one 2-D pass) and a 12-tap one (two 1-D passes)."""
     x = torch.randn(2, 3, 7, 6, generator=gen)
     b = torch.randn(3, generator=gen)
     if op == "bias_act":
         return [(dict(x=x, b=b, act="lrelu", clamp=1.5), ("x", "b"))]
     f = torch.rand(4, generator=gen) + 0.1
+    long_taps = [t / t.sum() for t in (torch.rand(12, generator=gen) + 0.1 for _ in range(2))]  # sum 1
     if op == "upfirdn2d":
-        return [(dict(x=x, f=f, up=2, down=2, padding=(2, 1, 1, 2), gain=1.5), ("x",))]
+        return [
+            (dict(x=x, f=f, up=2, down=2, padding=(2, 1, 1, 2), gain=1.5), ("x",)),
+            (dict(x=x, f=long_taps[0], up=2, padding=(6, 5, 5, 6)), ("x",)),
+        ]
     fd = torch.rand(5, generator=gen) + 0.1
     common = dict(x=x, b=b, up=2, down=2, padding=(3, 2, 2, 3), clamp=1.0)
+    tiles = torch.randn(1, 4, 40, 37, generator=gen).to(memory_format=torch.channels_last)
     return [
         (dict(fu=f, fd=torch.outer(fd, fd), **common), ("x", "b")),
         (dict(fu=torch.outer(f, f), fd=fd, **common), ("x", "b")),
+        (
+            dict(
+                x=tiles, b=b[:1].expand(4).clone(), fu=long_taps[0], fd=long_taps[1], up=2, down=2, padding=10
+            ),
+            ("x", "b"),
+        ),
     ]
 
 
