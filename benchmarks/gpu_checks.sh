@@ -13,9 +13,10 @@
 # train_256, train_64   StyleGAN2 256² and 64² presets (goal <= 0.8x NVlabs).
 # STEPS="eval_50k ops" runs those steps, in that order. Each step is stopped after STEP_TIMEOUT seconds
 # (default 300) so that one hung step cannot take the rest of the time; a failing step does not stop the
-# others; the exit status is 1 when any step was not ok. Every step appends to one log, LOG_DIR/gpu_checks.log (a header per step), and prints a status
-# line with the last lines of its output. All of it takes longer than 10 minutes: where one command may
-# run 10 minutes at most, give the first command the default order and a second one what is left.
+# others; the exit status is 1 when any step was not ok. Every step appends to one log,
+# LOG_DIR/gpu_checks.log (a header per step), and prints a status line with the last lines of its output.
+# All of it takes longer than 10 minutes: where one command may run 10 minutes at most, give the first
+# command the default order and a second one what is left.
 # Without network access, first run benchmarks/gpu_wheels.sh where pip works and carry .whl along; to spend
 # no GPU time compiling, run benchmarks/gpu_prebuild.sh where nvcc is and carry .ext_cache along too.
 set -uo pipefail
@@ -74,8 +75,8 @@ failed=()
 for name in ${STEPS:-$default_order}; do
   start=$SECONDS
   printf '\n===== %s: %s\n' "$name" "${command[$name]}" >> "$log"
-  # shellcheck disable=SC2086  # the command is split into words on purpose
   # Streamed into the log, so that what a step printed is there even when the whole command is killed.
+  # shellcheck disable=SC2086  # the command is split into words on purpose
   timeout -k 10 "${STEP_TIMEOUT:-300}" ${command[$name]} 2>&1 | tee "$log_dir/step.out" >> "$log"
   code=$?
   case $code in

@@ -36,13 +36,12 @@ def _cases(op: str, gen: torch.Generator) -> list[tuple[dict, tuple[str, ...]]]:
     fd = torch.rand(5, generator=gen) + 0.1
     common = dict(x=x, b=b, up=2, down=2, padding=(3, 2, 2, 3), clamp=1.0)
     tiles = torch.randn(1, 4, 40, 37, generator=gen).to(memory_format=torch.channels_last)
+    tiles_b = torch.randn(4, generator=gen)
     return [
         (dict(fu=f, fd=torch.outer(fd, fd), **common), ("x", "b")),
         (dict(fu=torch.outer(f, f), fd=fd, **common), ("x", "b")),
         (
-            dict(
-                x=tiles, b=b[:1].expand(4).clone(), fu=long_taps[0], fd=long_taps[1], up=2, down=2, padding=10
-            ),
+            dict(x=tiles, b=tiles_b, fu=long_taps[0], fd=long_taps[1], up=2, down=2, padding=10),
             ("x", "b"),
         ),
     ]
