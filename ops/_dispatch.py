@@ -51,7 +51,7 @@ def cuda_impl(op: str, impl: str, x: torch.Tensor) -> Callable | None:
     if isinstance(kernel, _build.BuildError):
         if impl == "cuda":
             raise RuntimeError(f"{op}: impl='cuda' but the CUDA kernel is unavailable.\n{kernel}")
-        _warn_once(op, "build", f"ops.{op}: the CUDA kernel is unavailable; using the reference.\n{kernel}")
+        warn_once(op, "build", f"ops.{op}: the CUDA kernel is unavailable; using the reference.\n{kernel}")
         return None
     if impl == "cuda" or checked(op, x.dtype, x.device, kernel):
         return kernel
@@ -92,7 +92,7 @@ def checked(op: str, dtype: torch.dtype, device: torch.device, kernel: Callable)
         problem = self_check(op, kernel, reference(op), device, dtype)
         _checked[key] = problem is None
         if problem is not None:
-            _warn_once(
+            warn_once(
                 op,
                 str(dtype),
                 f"ops.{op}: the CUDA kernel disagrees with the reference for {dtype} ({problem}); using the "
@@ -101,7 +101,8 @@ def checked(op: str, dtype: torch.dtype, device: torch.device, kernel: Callable)
     return _checked[key]
 
 
-def _warn_once(op: str, kind: str, message: str) -> None:
+def warn_once(op: str, kind: str, message: str) -> None:
+    """A RuntimeWarning the first time (op, kind) goes wrong in this process; later ones are silent."""
     if (op, kind) not in _warned:
         _warned.add((op, kind))
         warnings.warn(message, RuntimeWarning, stacklevel=4)

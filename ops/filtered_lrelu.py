@@ -34,20 +34,25 @@ def filtered_lrelu(
     (px, py) or (px0, px1, py0, py1) applied to the upsampled image. slope: negative slope;
     clamp: None for no clamping. Output: [N, C, (H*up + py0 + py1 - fuh + 1 - fdh + down) // down, ...].
     """
-    fn = _dispatch.cuda_impl("filtered_lrelu", impl, x) or filtered_lrelu_ref
-    return fn(
-        x=x,
-        fu=fu,
-        fd=fd,
-        b=b,
-        up=up,
-        down=down,
-        padding=padding,
-        gain=gain,
-        slope=slope,
-        clamp=clamp,
-        flip_filter=flip_filter,
-    )
+    kernel = _dispatch.cuda_impl("filtered_lrelu", impl, x)
+    kwargs = dict(fu=fu, fd=fd, b=b, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp)
+    kwargs["flip_filter"] = flip_filter
+    if kernel is None:
+        return filtered_lrelu_ref(x, **kwargs)
+    try:
+        return kernel(x=x, **kwargs)
+    except RuntimeError as err:
+        # The fused kernel checks its shared-memory and grid limits before it launches anything.
+        if impl == "cuda" or KERNEL_LIMIT_HINT not in str(err):
+            raise
+        reason = str(err).splitlines()[0].removesuffix(KERNEL_LIMIT_HINT).rstrip("; ")
+        _dispatch.warn_once(
+            "filtered_lrelu", "limits", f"ops.{reason}: impl='auto' uses the reference for it"
+        )
+        return filtered_lrelu_ref(x, **kwargs)
+
+
+KERNEL_LIMIT_HINT = "; use impl='ref'"  # how the kernel's size-limit errors end (ops/csrc/prepare.h)
 
 
 def filtered_lrelu_ref(

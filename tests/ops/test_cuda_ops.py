@@ -432,3 +432,24 @@ def test_auto_uses_the_kernel_after_a_passing_self_check(op, monkeypatch):
     assert not [str(w.message) for w in caught if str(w.message).startswith(f"ops.{op}: ")]
     assert fn is _kernel(op)
     assert _dispatch._checked[(op, torch.float32)] is True
+
+
+def test_auto_falls_back_to_the_reference_beyond_the_kernels_limits(device, monkeypatch):
+    """A 2-D down filter too large for the fused kernel's shared memory: impl='auto' warns once and gives
+    the reference's result; impl='cuda' raises the kernel's error."""
+    monkeypatch.setattr(_dispatch, "_on_gpu", lambda x: True)  # the host harness stands in for the GPU
+    monkeypatch.setattr(_dispatch, "_checked", {("filtered_lrelu", torch.float32): True})
+    monkeypatch.setattr(_dispatch, "_warned", set())
+    monkeypatch.setattr(_dispatch, "load_kernel", lambda op: _kernel(op))
+    x = _randn(1, 2, 70, 70, seed=28).to(device)
+    kwargs = dict(fu=_taps((4,), 29).to(device), fd=_taps((120, 120), 30).to(device), up=2, padding=60)
+    with pytest.warns(RuntimeWarning) as caught:
+        y = ops.filtered_lrelu(x, **kwargs)
+        ops.filtered_lrelu(x, **kwargs)
+    assert [str(w.message) for w in caught] == [
+        "ops.filtered_lrelu: the downsampling filter is too large for the fused kernel: impl='auto' uses the "
+        "reference for it"
+    ]
+    torch.testing.assert_close(y, ops.filtered_lrelu_ref(x, **kwargs))
+    with pytest.raises(RuntimeError, match="too large for the fused kernel; use impl='ref'"):
+        ops.filtered_lrelu(x, impl="cuda", **kwargs)
