@@ -35,8 +35,18 @@ def filtered_lrelu(
     clamp: None for no clamping. Output: [N, C, (H*up + py0 + py1 - fuh + 1 - fdh + down) // down, ...].
     """
     kernel = _dispatch.cuda_impl("filtered_lrelu", impl, x)
-    kwargs = dict(fu=fu, fd=fd, b=b, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp)
-    kwargs["flip_filter"] = flip_filter
+    kwargs = dict(
+        fu=fu,
+        fd=fd,
+        b=b,
+        up=up,
+        down=down,
+        padding=padding,
+        gain=gain,
+        slope=slope,
+        clamp=clamp,
+        flip_filter=flip_filter,
+    )
     if kernel is None:
         return filtered_lrelu_ref(x, **kwargs)
     try:
