@@ -15,6 +15,7 @@ import os
 import shutil
 import types
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -216,21 +217,26 @@ def test_upfirdn2d(device, dtype, channels_last, up, down, taps, padding, flip, 
     _compare("upfirdn2d", device, dtype, inputs, kwargs, channels_last)
 
 
-def _record_upfirdn2d_weights(monkeypatch) -> list[tuple[int, int]]:
-    """Shapes of the weights every upfirdn2d kernel call gets from now on (CUDA extension or harness)."""
+def _record_kernel_calls(monkeypatch, op: str, record: Callable[[tuple, object], object]) -> list:
+    """From now on each call of `op`'s kernel function (CUDA extension or CPU harness) appends
+    record(arguments, result) to the list returned."""
     build = _build.build
-    extension = build("upfirdn2d").module
-    shapes = []
+    kernel = getattr(build(op).module, op)
+    calls = []
 
-    def recording_kernel(x, w, *args):
-        shapes.append(tuple(w.shape))
-        return extension.upfirdn2d(x, w, *args)
+    def recording_kernel(*args):
+        result = kernel(*args)
+        calls.append(record(args, result))
+        return result
 
-    recorder = types.SimpleNamespace(module=types.SimpleNamespace(upfirdn2d=recording_kernel))
-    monkeypatch.setattr(
-        _build, "build", lambda name, with_cuda=True: recorder if name == "upfirdn2d" else build(name)
-    )
-    return shapes
+    recorder = types.SimpleNamespace(module=types.SimpleNamespace(**{op: recording_kernel}))
+    monkeypatch.setattr(_build, "build", lambda name, with_cuda=True: recorder if name == op else build(name))
+    return calls
+
+
+def _record_upfirdn2d_weights(monkeypatch) -> list[tuple[int, int]]:
+    """Shapes of the weights every upfirdn2d kernel call gets from now on."""
+    return _record_kernel_calls(monkeypatch, "upfirdn2d", lambda args, result: tuple(args[1].shape))
 
 
 @pytest.mark.parametrize(
@@ -327,21 +333,7 @@ def test_filtered_lrelu_gives_filters_no_gradient(device):
 
 
 def test_filtered_lrelu_writes_codes_only_when_a_gradient_is_needed(device, monkeypatch):
-    build = _build.build  # the CPU harness for "host"
-    extension = build("filtered_lrelu").module
-    codes_written = []
-
-    def recording_kernel(*args):
-        y, codes = extension.filtered_lrelu(*args)
-        codes_written.append(codes)
-        return y, codes
-
-    recorder = types.SimpleNamespace(module=types.SimpleNamespace(filtered_lrelu=recording_kernel))
-
-    def build_recording(name: str, with_cuda: bool = True):
-        return recorder if name == "filtered_lrelu" else build(name)
-
-    monkeypatch.setattr(_build, "build", build_recording)
+    codes_written = _record_kernel_calls(monkeypatch, "filtered_lrelu", lambda args, result: result[1])
     x = _randn(2, 3, 6, 5, seed=14).to(device).requires_grad_()
     b = _randn(3, seed=15).to(device).requires_grad_()
     fu, fd = _taps((4,), 16).to(device), _taps((4,), 17).to(device)
