@@ -31,15 +31,6 @@ def _x() -> torch.Tensor:
     return torch.randn(2, 3, 5, 6, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """CPU tensors count as GPU tensors; loaded kernels, checks and warnings start empty."""
-    monkeypatch.setattr(_dispatch, "_on_gpu", lambda x: True)
-    monkeypatch.setattr(_dispatch, "_kernels", {})
-    monkeypatch.setattr(_dispatch, "_checked", {})
-    monkeypatch.setattr(_dispatch, "_warned", set())
-
-
 def _install_kernel(monkeypatch, make_kernel) -> list[str]:
     """Make `make_kernel(op)` the loaded kernel of every op; returns the list of ops loaded so far."""
     loads = []
