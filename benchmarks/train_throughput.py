@@ -110,7 +110,8 @@ def main() -> None:
         reference = measured_reference
         print(f"NVlabs, measured now: {reference:.2f} s/kimg")
     timed_steps = len(timer.marks) - args.warmup - 1
-    line = f"{experiment} on {device} (batch {cfg.train.batch}, {timed_steps} timed steps): "
+    passes = "" if cfg.train.batch_gpu is None else f" in passes of {cfg.train.batch_gpu}"
+    line = f"{experiment} on {device} (batch {cfg.train.batch}{passes}, {timed_steps} timed steps): "
     line += f"studio {sec_per_kimg:.2f} s/kimg"
     if reference is not None:
         line += f" | NVlabs {reference:.1f} s/kimg | ratio {sec_per_kimg / reference:.2f}x"

@@ -156,7 +156,8 @@ class MinibatchStdDev(nn.Module):
         if n % g != 0:
             raise ValueError(
                 f"minibatch stddev: batch size {n} is not divisible by the group size {g}; "
-                f"use a batch (per device) that is a multiple of mbstd_group_size={self.group_size}"
+                f"use a batch per forward pass (per device, or train.batch_gpu) that is a multiple of "
+                f"mbstd_group_size={self.group_size}"
             )
         f = self.num_channels
         y = x.reshape(g, n // g, f, c // f, h, w)

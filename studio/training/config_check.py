@@ -140,6 +140,7 @@ SECTIONS: dict[str, dict[str, Rule]] = {
     "train": {
         "kimg": positive_number,
         "batch": integer(1),
+        "batch_gpu": optional(integer(1)),
         "ema_kimg": optional(positive_number),
         "ema_rampup": optional(positive_number),
         "cpu_threads": optional(integer(1)),

@@ -5,6 +5,7 @@ import functools
 import logging
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -45,6 +46,18 @@ def running_statistics(*nets: nn.Module) -> list[torch.Tensor]:
     ]
 
 
+def batch_passes(n: int, batch_gpu: int | None) -> list[slice]:
+    """The forward/backward passes over a process's batch of n images: slices of batch_gpu images, or
+    one pass when batch_gpu is None or at least n."""
+    size = n if batch_gpu is None else min(batch_gpu, n)
+    if n % size:
+        raise ValueError(
+            f"train.batch_gpu={batch_gpu} must divide the {n} images each process trains on per step "
+            "(train.batch / processes), or be at least that many."
+        )
+    return [slice(start, start + size) for start in range(0, n, size)]
+
+
 class TrainingDiverged(FloatingPointError):
     """A loss became NaN or Inf; training stops without writing a checkpoint of that state."""
 
@@ -79,7 +92,11 @@ class StyleGAN2Module(L.LightningModule):
 
     Each step runs the phases G main, G path-length (every loss.pl_interval steps), D main and D R1
     (every loss.r1_interval steps), each with its own optimizer step, then updates G_ema.
-    batch_size: the GLOBAL batch (images per step summed over all processes). total_kimg: length of
+    batch_size: the GLOBAL batch (images per step summed over all processes). batch_gpu: images per
+    forward/backward pass in each process; the per-process batch runs in passes of that many, whose
+    gradients add up before the optimizer step (NVlabs' --batch-gpu: less memory; minibatch-std groups,
+    style mixing and the path-length average then work per pass). None, or at least the per-process
+    batch: one pass. total_kimg: length of
     training in thousands of real images shown. ema_kimg: G_ema half-life in kimg (None: batch * 10 / 32).
     seed: training randomness is seeded per process with (seed, rank) at the first step of a fresh run.
     channels_last: keep networks, gradients and images in NHWC memory layout (oneDNN's native layout on
@@ -96,6 +113,7 @@ class StyleGAN2Module(L.LightningModule):
         d_optimizer: functools.partial,
         batch_size: int,
         total_kimg: float,
+        batch_gpu: int | None = None,
         ema_kimg: float | None = None,
         ema_rampup: float | None = 0.05,
         seed: int = 0,
@@ -114,6 +132,7 @@ class StyleGAN2Module(L.LightningModule):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.batch_size = int(batch_size)
+        self.batch_gpu = None if batch_gpu is None else int(batch_gpu)
         self.total_nimg = int(round(total_kimg * 1000))
         self.ema_kimg = batch_size * 10 / 32 if ema_kimg is None else float(ema_kimg)
         self.ema_rampup = ema_rampup
@@ -180,17 +199,28 @@ class StyleGAN2Module(L.LightningModule):
             random.seed(int(entropy[1]))
         self._pending_rng = None
 
-    def _train_phase(self, net: nn.Module, opt: torch.optim.Optimizer, compute_loss) -> torch.Tensor:
-        """One optimizer step of `net` (the other network frozen) on the loss `compute_loss()` returns."""
+    def _train_phase(
+        self,
+        net: nn.Module,
+        opt: torch.optim.Optimizer,
+        passes: list[slice],
+        compute_loss: Callable[[slice], torch.Tensor],
+    ) -> torch.Tensor:
+        """One optimizer step of `net` (the other network frozen) on the mean over `passes` of the loss
+        `compute_loss(part)` returns for each part of the batch; each pass's graph is freed after its
+        backward. Returns that mean."""
         self.G.requires_grad_(net is self.G)
         self.D.requires_grad_(net is self.D)
         opt.zero_grad(set_to_none=True)
-        loss = compute_loss()
-        self.manual_backward(loss)
+        losses = []
+        for part in passes:
+            loss = compute_loss(part)
+            self.manual_backward(loss / len(passes))
+            losses.append(loss.detach())
         average_gradients_(net)
         finite_gradients_(net)
         opt.step()
-        return loss.detach()
+        return torch.stack(losses).mean()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """batch: (uint8 images [n, C, R, R], int64 labels [n]) with n = batch_size / world_size."""
@@ -204,18 +234,33 @@ class StyleGAN2Module(L.LightningModule):
         opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
         G, D, loss = self.G, self.D, self.loss
         loss.set_progress(self.cur_nimg)
+        passes = batch_passes(n, self.batch_gpu)
 
-        def z() -> torch.Tensor:
-            return torch.randn(n, G.z_dim, device=real.device)
+        def z(part: slice) -> torch.Tensor:
+            return torch.randn(part.stop - part.start, G.z_dim, device=real.device)
 
-        losses = {"loss/G": self._train_phase(G, opt_g, lambda: loss.generator_loss(G, D, z(), gen_c))}
+        def part_of(c: torch.Tensor | None, part: slice) -> torch.Tensor | None:
+            return None if c is None else c[part]
+
+        losses = {
+            "loss/G": self._train_phase(
+                G, opt_g, passes, lambda p: loss.generator_loss(G, D, z(p), part_of(gen_c, p))
+            )
+        }
         if loss.pl_weight > 0 and self.num_steps % loss.pl_interval == 0:
-            losses["loss/G_pl"] = self._train_phase(G, opt_g, lambda: loss.path_length_loss(G, z(), gen_c))
+            losses["loss/G_pl"] = self._train_phase(
+                G, opt_g, passes, lambda p: loss.path_length_loss(G, z(p), part_of(gen_c, p))
+            )
         losses["loss/D"] = self._train_phase(
-            D, opt_d, lambda: loss.discriminator_loss(G, D, z(), gen_c, real, real_c)
+            D,
+            opt_d,
+            passes,
+            lambda p: loss.discriminator_loss(G, D, z(p), part_of(gen_c, p), real[p], part_of(real_c, p)),
         )
         if loss.gamma > 0 and self.num_steps % loss.r1_interval == 0:
-            losses["loss/D_r1"] = self._train_phase(D, opt_d, lambda: loss.r1_loss(D, real, real_c))
+            losses["loss/D_r1"] = self._train_phase(
+                D, opt_d, passes, lambda p: loss.r1_loss(D, real[p], part_of(real_c, p))
+            )
         loss.adapt_augment(self.num_steps, self.batch_size)
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)

@@ -47,7 +47,7 @@ RESTORED = (
 # Configs of checkpoints written by earlier studio versions: keys since moved, and keys added since,
 # with the value those runs had.
 MOVED = {"model.mbstd_group_size": "model.discriminator.mbstd_group_size"}
-ADDED = {"loss.objective": "logistic"}
+ADDED = {"loss.objective": "logistic", "train.batch_gpu": None}
 
 
 def _covers(prefixes: tuple[str, ...], key: str) -> bool:

@@ -27,7 +27,7 @@ from studio.runtime import available_cores
 from studio.training.config_check import ConfigError, check_config
 from studio.training.datamodule import InfiniteDataModule
 from studio.training.distributed import GANDDPStrategy
-from studio.training.module import StyleGAN2Module
+from studio.training.module import StyleGAN2Module, batch_passes
 from studio.training.monitor import BestMonitor
 from studio.training.resume_rules import check_resume
 
@@ -258,6 +258,7 @@ def build_module(cfg: DictConfig, pretrained: bool = True) -> StyleGAN2Module:
         g_optimizer=build(cfg.optimizer.generator, "optimizer.generator"),
         d_optimizer=build(cfg.optimizer.discriminator, "optimizer.discriminator"),
         batch_size=cfg.train.batch,
+        batch_gpu=cfg.train.batch_gpu,
         total_kimg=cfg.train.kimg,
         ema_kimg=cfg.train.ema_kimg,
         ema_rampup=cfg.train.ema_rampup,
@@ -362,6 +363,12 @@ def train(
         if isinstance(err.__cause__, MisconfigurationException):
             raise ConfigError(f"trainer: {err.__cause__}") from None
         raise
+    processes = trainer.num_devices * trainer.num_nodes
+    if cfg.train.batch % processes == 0:  # else the data module names that problem
+        try:
+            batch_passes(cfg.train.batch // processes, cfg.train.batch_gpu)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     trainer.loggers = build_loggers(cfg.logger, run_dir)
     if rank_zero_only.rank == 0:
         # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.

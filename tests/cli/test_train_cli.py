@@ -93,8 +93,8 @@ def test_invalid_values_and_added_keys_are_refused_one_line_each_leaving_no_run_
         "ConfigError: Invalid config (fix the keys named, see `studio-train --cfg job`):\n"
         "  train.kimg=-1: must be a number > 0.\n"
         "  train.batch=abc: must be an integer >= 1.\n"
-        "  train.kimgs: unknown key (valid keys here: kimg, batch, ema_kimg, ema_rampup, cpu_threads, "
-        "channels_last).\n"
+        "  train.kimgs: unknown key (valid keys here: kimg, batch, batch_gpu, ema_kimg, ema_rampup, "
+        "cpu_threads, channels_last).\n"
     ) in run.stdout + run.stderr
     assert not run_dir.exists()
     # An existing run's folder is never removed, whatever the failure.

@@ -96,6 +96,8 @@ def test_every_stylegan_experiment_composes_and_builds_its_networks(name: str) -
         assert count(G) == STYLEGAN3_COUNTS[name]
         assert (cfg.loss.style_mixing, cfg.loss.pl_weight, cfg.model.map_layers) == (0, 0, 2)
         assert cfg.loss.blur_init_sigma == (8.49 if "_r_" in name else 0)
+        # NVlabs' --batch-gpu of the measured 256² runs (docs/benchmarks.md); the CPU yardstick: one pass.
+        assert cfg.train.batch_gpu == {"stylegan3_t_256": 16, "stylegan3_r_256": 8}.get(name)
     else:
         g_params = stylegan2_g_params(res, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max)
         assert count(G) == g_params

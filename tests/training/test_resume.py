@@ -123,14 +123,15 @@ def test_resume_refuses_restored_settings_warns_on_used_ones_and_records_only_us
 
 
 def test_a_checkpoint_of_an_earlier_studio_resumes_without_changes(tmp_path, tiny_cfg, caplog) -> None:
-    # Its config predates model.discriminator.mbstd_group_size (then model.mbstd_group_size) and
-    # loss.objective (then always logistic).
+    # Its config predates model.discriminator.mbstd_group_size (then model.mbstd_group_size),
+    # loss.objective (then always logistic) and train.batch_gpu (then one pass).
     train(tiny_cfg(tmp_path, "train.kimg=0.004"))
     path = tmp_path / "checkpoints" / "last.ckpt"
     state = load_checkpoint(path)
     config = OmegaConf.create(state["config"])
     config.model.mbstd_group_size = config.model.discriminator.pop("mbstd_group_size")
     config.loss.pop("objective")
+    config.train.pop("batch_gpu")
     state["config"] = OmegaConf.to_yaml(config)
     torch.save(state, path)
     caplog.set_level(logging.WARNING, logger="studio.training.resume_rules")
