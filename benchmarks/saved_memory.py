@@ -2,14 +2,14 @@
 
     python benchmarks/saved_memory.py experiment=stylegan3_r_256 data=shapes data.resolution=256
 
-Runs the forward of each phase (G step, D step, D's R1 step) of the config's networks for `--images`
-images and adds up the distinct storages autograd keeps for the backward: the activations that
-`train.batch_gpu` images per pass hold at once on a GPU. On CUDA the fused filtered_lrelu keeps one byte
-per up-sampled sample instead of the reference's float tensors, so StyleGAN3's filtered_lrelu is counted
-that way (`--reference-ops` counts the reference's). Float32 throughout: on CUDA the `num_fp16_res`
-layers save float16, less than counted. Not counted: weights, gradients, optimizer state, and the
-backward's transient buffers. A count, not a measurement of a GPU: `benchmarks/train_throughput.py`
-prints the peak GPU memory of real training.
+Runs the forward of each phase the loss uses (G step, path length, D step, R1) of the config's networks
+for `--images` images and adds up the distinct storages autograd keeps for the backward: the
+activations that `train.batch_gpu` images per pass hold at once on a GPU. On CUDA the fused
+filtered_lrelu keeps one byte per up-sampled sample instead of the reference's float tensors, so
+StyleGAN3's filtered_lrelu is counted that way (`--reference-ops` counts the reference's). Float32
+throughout: on CUDA the `num_fp16_res` layers save float16, less than counted. Not counted: weights,
+gradients, optimizer state, and the backward's transient buffers. A count, not a measurement of a GPU:
+`benchmarks/train_throughput.py` prints the peak GPU memory of real training.
 """
 
 import argparse
@@ -80,11 +80,12 @@ def main() -> None:
     c = None if G.c_dim == 0 else torch.zeros(args.images, G.c_dim)
     res = cfg.data.resolution
     real = torch.rand(args.images, G.img_channels, res, res) * 2 - 1
-    phases = {
-        "G step": (G, lambda: loss.generator_loss(G, D, z, c)),
-        "D step": (D, lambda: loss.discriminator_loss(G, D, z, c, real, c)),
-        "R1 step": (D, lambda: loss.r1_loss(D, real, c)),
-    }
+    phases = {"G step": (G, lambda: loss.generator_loss(G, D, z, c))}
+    if loss.pl_weight > 0:
+        phases["path-length step"] = (G, lambda: loss.path_length_loss(G, z, c))
+    phases["D step"] = (D, lambda: loss.discriminator_loss(G, D, z, c, real, c))
+    if loss.gamma > 0:
+        phases["R1 step"] = (D, lambda: loss.r1_loss(D, real, c))
     ops_counted = "reference filtered_lrelu" if args.reference_ops else "filtered_lrelu as on CUDA"
     print(f"{cfg.model.generator._target_} at {res}², {args.images} image(s) per pass, {ops_counted}:")
     for name, (net, forward) in phases.items():
