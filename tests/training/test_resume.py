@@ -309,7 +309,8 @@ def test_the_best_restarts_when_the_evaluation_is_measured_differently(tmp_path)
 
 
 def test_stylegan3_r_trains_and_resumes_bitwise_with_the_d_blur_fading_mid_run(tmp_path, tiny_cfg) -> None:
-    # A small StyleGAN3-R (4 layers, 16 channels) with the blur of D's inputs fading out at step 6 of 8.
+    # A small StyleGAN3-R (4 layers, 16 channels) with the blur of D's inputs fading out at step 6 of 8,
+    # trained in passes of 2 images as its 256² preset trains in passes (of 8).
     opts = (
         "model=stylegan3_r",
         "loss=stylegan3",
@@ -318,6 +319,7 @@ def test_stylegan3_r_trains_and_resumes_bitwise_with_the_d_blur_fading_mid_run(t
         "model.generator.synthesis_kwargs.channel_base=256",
         "model.generator.synthesis_kwargs.channel_max=16",
         "+model.generator.synthesis_kwargs.num_layers=4",
+        "train.batch_gpu=2",
         "ckpt.every_kimg=100",
     )
     straight = tmp_path / "straight"
