@@ -204,17 +204,18 @@ class StyleGAN2Module(L.LightningModule):
         net: nn.Module,
         opt: torch.optim.Optimizer,
         passes: list[slice],
-        compute_loss: Callable[[slice], torch.Tensor],
+        compute_loss: Callable[..., torch.Tensor],
+        *inputs: torch.Tensor | None,
     ) -> torch.Tensor:
-        """One optimizer step of `net` (the other network frozen) on the mean over `passes` of the loss
-        `compute_loss(part)` returns for each part of the batch; each pass's graph is freed after its
-        backward. Returns that mean."""
+        """One optimizer step of `net` (the other network frozen) on the mean over `passes` of
+        `compute_loss(*inputs[part])`, the loss of each part of the batch (None inputs stay None); each
+        pass's graph is freed after its backward. Returns that mean."""
         self.G.requires_grad_(net is self.G)
         self.D.requires_grad_(net is self.D)
         opt.zero_grad(set_to_none=True)
         losses = []
         for part in passes:
-            loss = compute_loss(part)
+            loss = compute_loss(*(None if x is None else x[part] for x in inputs))
             self.manual_backward(loss / len(passes))
             losses.append(loss.detach())
         average_gradients_(net)
@@ -236,31 +237,20 @@ class StyleGAN2Module(L.LightningModule):
         loss.set_progress(self.cur_nimg)
         passes = batch_passes(n, self.batch_gpu)
 
-        def z(part: slice) -> torch.Tensor:
-            return torch.randn(part.stop - part.start, G.z_dim, device=real.device)
+        def z() -> torch.Tensor:  # one draw per phase, split across the passes: the same latents for any B
+            return torch.randn(n, G.z_dim, device=real.device)
 
-        def part_of(c: torch.Tensor | None, part: slice) -> torch.Tensor | None:
-            return None if c is None else c[part]
-
-        losses = {
-            "loss/G": self._train_phase(
-                G, opt_g, passes, lambda p: loss.generator_loss(G, D, z(p), part_of(gen_c, p))
-            )
-        }
+        phase = self._train_phase
+        losses = {"loss/G": phase(G, opt_g, passes, functools.partial(loss.generator_loss, G, D), z(), gen_c)}
         if loss.pl_weight > 0 and self.num_steps % loss.pl_interval == 0:
-            losses["loss/G_pl"] = self._train_phase(
-                G, opt_g, passes, lambda p: loss.path_length_loss(G, z(p), part_of(gen_c, p))
+            losses["loss/G_pl"] = phase(
+                G, opt_g, passes, functools.partial(loss.path_length_loss, G), z(), gen_c
             )
-        losses["loss/D"] = self._train_phase(
-            D,
-            opt_d,
-            passes,
-            lambda p: loss.discriminator_loss(G, D, z(p), part_of(gen_c, p), real[p], part_of(real_c, p)),
+        losses["loss/D"] = phase(
+            D, opt_d, passes, functools.partial(loss.discriminator_loss, G, D), z(), gen_c, real, real_c
         )
         if loss.gamma > 0 and self.num_steps % loss.r1_interval == 0:
-            losses["loss/D_r1"] = self._train_phase(
-                D, opt_d, passes, lambda p: loss.r1_loss(D, real[p], part_of(real_c, p))
-            )
+            losses["loss/D_r1"] = phase(D, opt_d, passes, functools.partial(loss.r1_loss, D), real, real_c)
         loss.adapt_augment(self.num_steps, self.batch_size)
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from models.stylegan2.layers import MinibatchStdDev
 from ops.environment import fp32_precision
 from studio.callbacks import GeneratorMetrics, KimgProgressBar, MetricsLog, SampleGrid, TrainingCheckpoint
 from studio.features.pretrained import load_feature_network_weights
@@ -224,6 +225,24 @@ def use_channels_last(cfg: DictConfig) -> bool:
     return trains_on_cpu(cfg) if setting == "auto" else setting
 
 
+def check_batch_split(train_cfg: DictConfig, discriminator: nn.Module, processes: int) -> None:
+    """ConfigError unless passes of train.batch_gpu images tile each process's share of the batch and
+    the discriminator's minibatch-stddev groups tile a pass (its forward would refuse it mid-step)."""
+    if train_cfg.batch % processes:
+        return  # the data module names that problem
+    try:
+        size = batch_passes(train_cfg.batch // processes, train_cfg.batch_gpu)[0].stop
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for layer in discriminator.modules():
+        if isinstance(layer, MinibatchStdDev) and size % min(layer.group_size, size):
+            raise ConfigError(
+                f"model.discriminator.mbstd_group_size={layer.group_size} must divide the {size} images of "
+                "each forward pass (train.batch / processes, or train.batch_gpu when smaller), or be at "
+                "least that many."
+            )
+
+
 def load_pretrained_backbone(discriminator: nn.Module, weights: str | None) -> None:
     """Load the ImageNet weights of a Projected GAN discriminator's frozen backbone (model.backbone_weights,
     else studio's cache, else the package that ships them); other discriminators have none to load."""
@@ -363,12 +382,7 @@ def train(
         if isinstance(err.__cause__, MisconfigurationException):
             raise ConfigError(f"trainer: {err.__cause__}") from None
         raise
-    processes = trainer.num_devices * trainer.num_nodes
-    if cfg.train.batch % processes == 0:  # else the data module names that problem
-        try:
-            batch_passes(cfg.train.batch // processes, cfg.train.batch_gpu)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+    check_batch_split(cfg.train, module.D, trainer.world_size)
     trainer.loggers = build_loggers(cfg.logger, run_dir)
     if rank_zero_only.rank == 0:
         # Nothing writes into this run's folders yet: temporary files there are debris of a killed writer.

@@ -13,12 +13,12 @@ from studio.io.checkpoint import load_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 
 
-# A Projected FastGAN-lite with ADA: BatchNorm statistics in G and D's heads and ADA's sums must stay
-# equal across ranks too (every checkpoint checks it).
+# A Projected FastGAN-lite with ADA, in passes of 2 of each rank's 4 images: BatchNorm statistics in G
+# and D's heads and ADA's sums must stay equal across ranks too (every checkpoint checks it).
 PROJECTED_ADA = [
     "model=projected_fastgan_lite", "loss=projected", "model.generator.ngf=8",
     "model.discriminator.backbone_resolution=32",
-    "augment=ada", "augment.interval=2", "augment.speed_kimg=0.1",
+    "augment=ada", "augment.interval=2", "augment.speed_kimg=0.1", "train.batch_gpu=2",
 ]  # fmt: skip
 
 
