@@ -96,8 +96,8 @@ class StyleGAN2Module(L.LightningModule):
     forward/backward pass in each process; the per-process batch runs in passes of that many, whose
     gradients add up before the optimizer step (NVlabs' --batch-gpu: less memory; minibatch-std groups,
     style mixing and the path-length average then work per pass). None, or at least the per-process
-    batch: one pass. total_kimg: length of
-    training in thousands of real images shown. ema_kimg: G_ema half-life in kimg (None: batch * 10 / 32).
+    batch: one pass. total_kimg: length of training in thousands of real images shown. ema_kimg: G_ema
+    half-life in kimg (None: batch * 10 / 32).
     seed: training randomness is seeded per process with (seed, rank) at the first step of a fresh run.
     channels_last: keep networks, gradients and images in NHWC memory layout (oneDNN's native layout on
     CPU: 1.75x faster 3x3 convolutions at 16x128x32x32 and 15% faster training of stylegan2_cpu32).
