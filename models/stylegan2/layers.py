@@ -150,8 +150,8 @@ class MinibatchStdDev(nn.Module):
         self.group_size = group_size
         self.num_channels = num_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+    def group_for(self, n: int) -> int:
+        """G = min(group_size, n) for a batch of n samples; ValueError unless G divides n."""
         g = min(self.group_size, n)
         if n % g != 0:
             raise ValueError(
@@ -159,6 +159,11 @@ class MinibatchStdDev(nn.Module):
                 f"use a batch per forward pass (per device, or train.batch_gpu) that is a multiple of "
                 f"mbstd_group_size={self.group_size}"
             )
+        return g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.group_for(n)
         f = self.num_channels
         y = x.reshape(g, n // g, f, c // f, h, w)
         y = (y - y.mean(dim=0)).square().mean(dim=0)

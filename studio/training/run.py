@@ -235,12 +235,16 @@ def check_batch_split(train_cfg: DictConfig, discriminator: nn.Module, processes
     except ValueError as err:
         raise ConfigError(str(err)) from None
     for layer in discriminator.modules():
-        if isinstance(layer, MinibatchStdDev) and size % min(layer.group_size, size):
+        if not isinstance(layer, MinibatchStdDev):
+            continue
+        try:
+            layer.group_for(size)
+        except ValueError:
             raise ConfigError(
                 f"model.discriminator.mbstd_group_size={layer.group_size} must divide the {size} images of "
                 "each forward pass (train.batch / processes, or train.batch_gpu when smaller), or be at "
                 "least that many."
-            )
+            ) from None
 
 
 def load_pretrained_backbone(discriminator: nn.Module, weights: str | None) -> None:
