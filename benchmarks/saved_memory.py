@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 
 import models.stylegan3.layers as stylegan3_layers
 from ops.filtered_lrelu import filtered_lrelu_ref
-from ops.upfirdn2d import parse_padding
+from ops.upfirdn2d import filter_size, parse_padding
 from studio.cli.train import CONFIG_DIR
 from studio.training.run import build_module
 
@@ -45,7 +45,7 @@ def filtered_lrelu_saving_codes(
     with torch.no_grad():
         y = filtered_lrelu_ref(x, fu, fd, b, up, down, padding, **kwargs)
     px0, px1, py0, py1 = parse_padding(padding)
-    fh, fw = (1, 1) if fu is None else (fu.shape[0], fu.shape[-1])
+    fw, fh = filter_size(fu)
     size = (x.shape[2] * up + py0 + py1 - fh + 1, x.shape[3] * up + px0 + px1 - fw + 1)
     return _KeepCodes.apply(x, y, torch.empty(*x.shape[:2], *size, dtype=torch.uint8))
 
